@@ -1,0 +1,765 @@
+/*
+ * ttrb.c — lock-free ring buffers in shared memory, one CTF packet per
+ * sub-buffer.  See ttrb.h for the API and the packet layout.
+ *
+ * Shared-memory object of a channel:
+ *
+ *   +--------------------+  0
+ *   | struct chan_shm    |  sizes, flags (flight is atomic), uuid
+ *   +--------------------+  ctl_off(b) = page-rounded header + b * ctl_size
+ *   | struct buf_ctl  b  |  write_off, consumed, loss counters   (one per buffer)
+ *   | struct slot_meta[] |  one per sub-buffer, a cache line each
+ *   +--------------------+  data_off (page aligned)
+ *   | buffer 0 data      |  n_subbuf * subbuf_size bytes
+ *   | buffer 1 data ...  |
+ *   +--------------------+
+ *
+ * Positions.  write_off is a free-running byte offset into an infinite
+ * stream; sub-buffer number k = write_off / subbuf_size lives in slot
+ * k % n_subbuf, cycle k / n_subbuf.  consumed is the number of the oldest
+ * sub-buffer writers may not reuse; its top bit (HELD) says the consumer is
+ * reading it.  A slot is free for sub-buffer k when k - n_subbuf < consumed.
+ *
+ *             consumed                         write_off
+ *                |                                 |
+ *   ... free ... [ complete | complete | ... | open ....... ] ... free ...
+ *                <----------- at most n_subbuf sub-buffers ----------->
+ *
+ * Writers (any thread of any process, no locks):
+ *   1. load write_off, read the TSC (after an lfence, so the timestamp is
+ *      taken after the load and timestamps follow offsets), compute the new
+ *      offset; CAS.  A record that does not fit the open sub-buffer closes
+ *      it (the rest is padding) and opens the next one, whose slot must be
+ *      free: in discard mode the record is dropped if it is not; in flight
+ *      mode the writer first pushes `consumed` past the oldest complete
+ *      sub-buffer (counting its records as overwritten), unless the consumer
+ *      holds it or a writer has not committed into it yet (then it drops).
+ *   2. the closer records where the content of the closed packet ends and
+ *      its end time in the slot's meta, then commits the padding; the opener
+ *      writes the new packet header.
+ *   3. commit: one atomic add of (1 << 40) + bytes on the slot's commit
+ *      word: low 40 bits count bytes, high 24 bits count records, both
+ *      cumulative and compared modulo their width.  The committer whose add
+ *      makes the byte count reach the end of the slot's cycle is the last
+ *      committer: it alone finalizes the packet context and publishes the
+ *      slot (`done` = cycle + 1, release).
+ *
+ * Consumer (one per buffer): get_subbuf takes the oldest published packet by
+ * setting HELD with a CAS on `consumed` (so flight writers cannot push past
+ * it), put_subbuf releases it.  snapshot copies published packets without
+ * holding them and keeps a copy only if `consumed` has not moved past it by
+ * the end of the copy (writers push `consumed` before touching a slot), so a
+ * half-overwritten packet is never returned.
+ *
+ * Dead writers: a writer killed between reserve and commit leaves its slot
+ * incomplete forever.  check_stuck() (called by the consumer) notices that
+ * the oldest unconsumed slot is closed but has made no commit progress for a
+ * timeout, adds the missing bytes itself, and drops the packet (its bytes
+ * may be torn), counting its committed records as discarded and lost_dead.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "ttrb.h"
+
+#define CACHELINE 64
+#define HELD (1ULL << 63)
+#define BYTES_BITS 40
+#define BYTES_MASK ((1ULL << BYTES_BITS) - 1)
+#define RECS_MASK ((1ULL << (64 - BYTES_BITS)) - 1)
+#define ONE_REC (1ULL << BYTES_BITS)
+#define SHM_VERSION 1
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+struct chan_shm {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t subbuf_size;
+    uint32_t n_subbuf;
+    uint32_t nbuf;
+    uint32_t flags;          /* TTRB_FLAG_GLOBAL; flight lives in `flight` */
+    uint32_t stream_id;
+    uint64_t map_size;
+    uint64_t ctl_size;       /* bytes of buf_ctl + slot metas per buffer */
+    uint64_t ctl_off;
+    uint64_t data_off;
+    uint8_t uuid[16];
+    _Atomic uint32_t flight;
+};
+
+struct buf_ctl {
+    _Atomic uint64_t write_off;
+    char pad0[CACHELINE - 8];
+    _Atomic uint64_t consumed;
+    char pad1[CACHELINE - 8];
+    /* Slow-path counters: touched on loss, publish, and by the consumer. */
+    _Atomic uint64_t discarded;
+    _Atomic uint64_t overwritten;
+    _Atomic uint64_t too_big;
+    _Atomic uint64_t lost_dead;
+    _Atomic uint64_t recs_published;
+    _Atomic uint64_t bytes_published;
+    _Atomic uint64_t packets;
+    _Atomic uint64_t stuck_packets;
+    /* Consumer-only. */
+    uint64_t consumed_recs;
+    uint64_t consumed_packets;
+    uint64_t stuck_seen_commit;
+    uint64_t stuck_seen_slot;
+    uint64_t stuck_seen_ns;
+} __attribute__((aligned(CACHELINE)));
+
+struct slot_meta {
+    _Atomic uint64_t commit;   /* (records << 40) | bytes, cumulative */
+    _Atomic uint64_t done;     /* cycle + 1 of the last published cycle */
+    uint64_t last_recs;        /* record count (24 bits) at last publish */
+    uint64_t nrec;             /* records of the published cycle */
+    uint64_t content_end;      /* bytes; written by the closer */
+    uint64_t ts_end;           /* written by the closer */
+    uint32_t dropped;          /* published by force (dead writer): skip */
+    uint32_t pad_;
+    uint64_t pad2_;
+};
+
+_Static_assert(sizeof(struct slot_meta) == CACHELINE, "slot_meta is one cache line");
+
+/* Process-local view of a mapped channel; derived values cached here so the
+ * write path reads one cache line of its own. */
+struct ttrb_chan {
+    struct chan_shm *shm;
+    char *base;
+    char *ctl_base;
+    char *data_base;
+    uint64_t ctl_size;
+    uint64_t buf_bytes;
+    uint64_t map_size;
+    uint32_t subbuf_size, n_subbuf, nbuf;
+    uint32_t sb_shift, n_shift;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static inline uint64_t rdtsc_ordered(void)
+{
+    /* lfence: the TSC is read after the preceding load of write_off, so a
+     * record that wins its CAS later never carries an earlier timestamp. */
+    _mm_lfence();
+    return __rdtsc();
+}
+
+uint64_t ttrb_clock(void) { return rdtsc_ordered(); }
+
+static uint64_t ns_of(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void ttrb_clock_sample(uint64_t *mono_ns, uint64_t *tsc, uint64_t *real_ns)
+{
+    uint64_t m0 = ns_of(CLOCK_MONOTONIC);
+    uint64_t t = rdtsc_ordered();
+    uint64_t r = ns_of(CLOCK_REALTIME);
+    uint64_t m1 = ns_of(CLOCK_MONOTONIC);
+    *mono_ns = m0 + (m1 - m0) / 2;
+    *tsc = t;
+    *real_ns = r - (m1 - m0) / 2;
+}
+
+static inline int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+static inline uint32_t log2u(uint32_t v) { return 31u - (uint32_t)__builtin_clz(v); }
+
+static inline struct buf_ctl *ctl_of(const struct ttrb_chan *c, uint32_t b)
+{
+    return (struct buf_ctl *)(c->ctl_base + (uint64_t)b * c->ctl_size);
+}
+
+static inline struct slot_meta *meta_of(const struct ttrb_chan *c, struct buf_ctl *bc,
+                                        uint64_t k)
+{
+    struct slot_meta *m = (struct slot_meta *)((char *)bc + sizeof(struct buf_ctl));
+    return &m[k & (c->n_subbuf - 1)];
+}
+
+static inline char *slot_data(const struct ttrb_chan *c, uint32_t b, uint64_t k)
+{
+    return c->data_base + (uint64_t)b * c->buf_bytes + ((k & (c->n_subbuf - 1)) << c->sb_shift);
+}
+
+static inline void put_u32(char *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put_u64(char *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static uint64_t page_round(uint64_t v)
+{
+    uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+    return (v + pg - 1) & ~(pg - 1);
+}
+
+/* ---- channel lifetime ------------------------------------------------- */
+
+static int name_ok(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len < 2 || len > TTRB_NAME_MAX || name[0] != '/' || strchr(name + 1, '/'))
+        return 0;
+    return 1;
+}
+
+static int chan_map(int fd, uint64_t size, struct ttrb_chan **out)
+{
+    /* MAP_POPULATE: page faults are paid here, never on the write path. */
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    struct ttrb_chan *c = calloc(1, sizeof(*c));
+    if (!c) {
+        munmap(p, size);
+        return -ENOMEM;
+    }
+    c->base = p;
+    c->shm = p;
+    c->map_size = size;
+    *out = c;
+    return 0;
+}
+
+/* Cache the derived geometry once the header is known to be valid. */
+static void chan_derive(struct ttrb_chan *c)
+{
+    struct chan_shm *h = c->shm;
+    c->subbuf_size = h->subbuf_size;
+    c->n_subbuf = h->n_subbuf;
+    c->nbuf = h->nbuf;
+    c->sb_shift = log2u(c->subbuf_size);
+    c->n_shift = log2u(c->n_subbuf);
+    c->ctl_base = c->base + h->ctl_off;
+    c->data_base = c->base + h->data_off;
+    c->ctl_size = h->ctl_size;
+    c->buf_bytes = (uint64_t)c->subbuf_size * c->n_subbuf;
+}
+
+int ttrb_chan_create(const char *name, uint32_t subbuf_size, uint32_t n_subbuf,
+                     uint32_t nbuf, uint32_t flags, const uint8_t *uuid,
+                     uint32_t stream_id, struct ttrb_chan **out)
+{
+    if (!name_ok(name) || !out)
+        return -EINVAL;
+    if (!is_pow2(subbuf_size) || subbuf_size < TTRB_MIN_SUBBUF_SIZE ||
+        subbuf_size > TTRB_MAX_SUBBUF_SIZE)
+        return -EINVAL;
+    if (!is_pow2(n_subbuf) || n_subbuf < TTRB_MIN_N_SUBBUF || n_subbuf > TTRB_MAX_N_SUBBUF)
+        return -EINVAL;
+    if (flags & TTRB_FLAG_GLOBAL)
+        nbuf = 1;
+    if (nbuf < 1 || nbuf > TTRB_MAX_BUFFERS)
+        return -EINVAL;
+
+    uint64_t ctl_size = sizeof(struct buf_ctl) + (uint64_t)n_subbuf * sizeof(struct slot_meta);
+    uint64_t ctl_off = page_round(sizeof(struct chan_shm));
+    uint64_t data_off = page_round(ctl_off + ctl_size * nbuf);
+    uint64_t size = data_off + (uint64_t)nbuf * n_subbuf * subbuf_size;
+
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return -errno;
+    /* fchmod: shm_open's mode is filtered by the umask. */
+    int err = 0;
+    if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
+        err = -errno;
+        goto fail;
+    }
+    /* Reserve the memory now: a traced program must never die of SIGBUS on
+     * a page tmpfs cannot supply later. */
+    err = -posix_fallocate(fd, 0, (off_t)size);
+    if (err)
+        goto fail;
+    struct ttrb_chan *c;
+    err = chan_map(fd, size, &c);
+    if (err)
+        goto fail;
+    close(fd);
+    struct chan_shm *h = c->shm;
+    h->version = SHM_VERSION;
+    h->subbuf_size = subbuf_size;
+    h->n_subbuf = n_subbuf;
+    h->nbuf = nbuf;
+    h->flags = flags & TTRB_FLAG_GLOBAL;
+    h->stream_id = stream_id;
+    h->map_size = size;
+    h->ctl_size = ctl_size;
+    h->ctl_off = ctl_off;
+    h->data_off = data_off;
+    if (uuid)
+        memcpy(h->uuid, uuid, 16);
+    atomic_store(&h->flight, (flags & TTRB_FLAG_FLIGHT) ? 1 : 0);
+    chan_derive(c);
+    /* Publish last: a process that opens the name sees magic only once the
+     * header is complete. */
+    atomic_store_explicit((_Atomic uint64_t *)&h->magic, TTRB_MAGIC, memory_order_release);
+    *out = c;
+    return 0;
+fail:
+    close(fd);
+    shm_unlink(name);
+    return err;
+}
+
+int ttrb_chan_open(const char *name, struct ttrb_chan **out)
+{
+    if (!name_ok(name) || !out)
+        return -EINVAL;
+    int fd = shm_open(name, O_RDWR, 0);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int err = 0;
+    if (fstat(fd, &st) < 0) {
+        err = -errno;
+        goto out;
+    }
+    if ((uint64_t)st.st_size < sizeof(struct chan_shm)) {
+        err = -EPROTO;
+        goto out;
+    }
+    struct ttrb_chan *c;
+    err = chan_map(fd, (uint64_t)st.st_size, &c);
+    if (err)
+        goto out;
+    struct chan_shm *h = c->shm;
+    uint64_t magic = atomic_load_explicit((_Atomic uint64_t *)&h->magic, memory_order_acquire);
+    if (magic != TTRB_MAGIC || h->version != SHM_VERSION || h->map_size != (uint64_t)st.st_size ||
+        !is_pow2(h->subbuf_size) || !is_pow2(h->n_subbuf) || h->nbuf < 1 ||
+        h->nbuf > TTRB_MAX_BUFFERS || h->data_off + (uint64_t)h->nbuf * h->n_subbuf *
+        h->subbuf_size > h->map_size || h->ctl_off + h->ctl_size * h->nbuf > h->data_off) {
+        ttrb_chan_close(c);
+        err = -EPROTO;
+        goto out;
+    }
+    chan_derive(c);
+    *out = c;
+out:
+    close(fd);
+    return err;
+}
+
+void ttrb_chan_close(struct ttrb_chan *c)
+{
+    if (!c)
+        return;
+    munmap(c->base, c->map_size);
+    free(c);
+}
+
+int ttrb_chan_unlink(const char *name)
+{
+    if (!name_ok(name))
+        return -EINVAL;
+    return shm_unlink(name) < 0 ? -errno : 0;
+}
+
+uint32_t ttrb_chan_nbuf(const struct ttrb_chan *c) { return c->nbuf; }
+uint32_t ttrb_chan_subbuf_size(const struct ttrb_chan *c) { return c->subbuf_size; }
+uint32_t ttrb_chan_n_subbuf(const struct ttrb_chan *c) { return c->n_subbuf; }
+uint64_t ttrb_chan_map_size(const struct ttrb_chan *c) { return c->map_size; }
+
+uint32_t ttrb_chan_flags(const struct ttrb_chan *c)
+{
+    return c->shm->flags | (atomic_load(&c->shm->flight) ? TTRB_FLAG_FLIGHT : 0);
+}
+
+int ttrb_chan_set_flight(struct ttrb_chan *c, int flight)
+{
+    atomic_store(&c->shm->flight, flight ? 1 : 0);
+    return 0;
+}
+
+/* ---- writer side ------------------------------------------------------ */
+
+/* The last committer of sub-buffer k: finalize the packet context and
+ * publish.  It sees every other commit of the cycle (acq_rel add chain), so
+ * the closer's meta and every record are visible. */
+static void publish(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t k,
+                    uint64_t commit)
+{
+    struct slot_meta *m = meta_of(c, bc, k);
+    uint64_t recs = commit >> BYTES_BITS;
+    uint64_t nrec = (recs - m->last_recs) & RECS_MASK;
+    m->last_recs = recs;
+    m->nrec = nrec;
+    char *p = slot_data(c, b, k);
+    put_u64(p + 32, m->ts_end);
+    put_u64(p + 40, m->content_end * 8);
+    put_u64(p + 64, atomic_load_explicit(&bc->discarded, memory_order_relaxed) +
+                        atomic_load_explicit(&bc->too_big, memory_order_relaxed));
+    atomic_fetch_add_explicit(&bc->recs_published, nrec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bc->bytes_published, m->content_end - TTRB_PACKET_HEADER_SIZE,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&bc->packets, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->done, (k >> c->n_shift) + 1, memory_order_release);
+}
+
+static inline void commit_bytes(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc,
+                                uint64_t k, uint64_t add)
+{
+    struct slot_meta *m = meta_of(c, bc, k);
+    uint64_t old = atomic_fetch_add_explicit(&m->commit, add, memory_order_acq_rel);
+    uint64_t end = ((k >> c->n_shift) + 1) << c->sb_shift;
+    if (unlikely(((old + add) & BYTES_MASK) == (end & BYTES_MASK)))
+        publish(c, b, bc, k, old + add);
+}
+
+static inline uint32_t pick_buffer(const struct ttrb_chan *c, int buffer)
+{
+    if (buffer >= 0)
+        return (uint32_t)buffer % c->nbuf;
+    if (c->nbuf == 1)
+        return 0;
+    /* glibc reads the CPU from rseq: a few ns.  Migration after this point
+     * is harmless: every step below is atomic. */
+    int cpu = sched_getcpu();
+    return cpu < 0 ? 0 : (uint32_t)cpu % c->nbuf;
+}
+
+/* Close the open sub-buffer at @o (pos > 0) if @close, account the slot
+ * for the new one, write its header.  Called after the CAS succeeded. */
+static void switch_subbuf(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t o,
+                          uint64_t ts, int close_old, int open_new)
+{
+    uint64_t sb = c->subbuf_size;
+    uint64_t pos = o & (sb - 1);
+    uint64_t k_old = o >> c->sb_shift;
+    if (close_old) {
+        struct slot_meta *m = meta_of(c, bc, k_old);
+        m->content_end = pos;
+        m->ts_end = ts;
+        /* The padding commit is a release: the meta above is visible to
+         * whoever completes the slot. */
+        commit_bytes(c, b, bc, k_old, sb - pos);
+    }
+    if (open_new) {
+        uint64_t k = close_old ? k_old + 1 : k_old;
+        struct slot_meta *m = meta_of(c, bc, k);
+        m->dropped = 0;
+        char *p = slot_data(c, b, k);
+        put_u32(p, (uint32_t)TTRB_MAGIC);
+        memcpy(p + 4, c->shm->uuid, 16);
+        put_u32(p + 20, c->shm->stream_id);
+        put_u64(p + 24, ts);
+        put_u64(p + 48, sb * 8);
+        put_u64(p + 56, k);
+        put_u32(p + 72, c->nbuf == 1 ? 0 : b);
+    }
+}
+
+/*
+ * Slow path of reserve: the record opens sub-buffer k.  Returns 0 when the
+ * slot may be used, -ENOSPC when the record must be dropped, -EAGAIN when
+ * the caller must reload write_off and retry.
+ */
+static int make_room(struct ttrb_chan *c, struct buf_ctl *bc, uint64_t k)
+{
+    uint64_t cns = atomic_load_explicit(&bc->consumed, memory_order_acquire);
+    uint64_t cnum = cns & ~HELD;
+    if (k - cnum < c->n_subbuf)
+        return 0;
+    if (!atomic_load_explicit(&c->shm->flight, memory_order_relaxed) || (cns & HELD))
+        return -ENOSPC;
+    /* Flight: overwrite the oldest sub-buffer, if every writer is done with
+     * it.  k - cnum == n_subbuf here: older ones were reused already. */
+    struct slot_meta *m = meta_of(c, bc, cnum);
+    if (atomic_load_explicit(&m->done, memory_order_acquire) != (cnum >> c->n_shift) + 1)
+        return -ENOSPC;
+    uint64_t nrec = m->nrec;
+    uint32_t dropped = m->dropped;
+    /* Push before anyone writes into the slot (snapshot relies on it). */
+    if (!atomic_compare_exchange_strong_explicit(&bc->consumed, &cns, cnum + 1,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return -EAGAIN;
+    if (!dropped)
+        atomic_fetch_add_explicit(&bc->overwritten, nrec, memory_order_relaxed);
+    return 0;
+}
+
+int ttrb_reserve(struct ttrb_chan *c, int buffer, uint16_t id, uint32_t len,
+                 struct ttrb_resv *r)
+{
+    uint32_t b = pick_buffer(c, buffer);
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t sb = c->subbuf_size;
+    uint64_t rlen = (uint64_t)len + TTRB_EVENT_HEADER_SIZE;
+    uint64_t o, ts, start, pos;
+    int close_old, open_new;
+
+    if (unlikely(rlen + TTRB_PACKET_HEADER_SIZE > sb)) {
+        atomic_fetch_add_explicit(&bc->too_big, 1, memory_order_relaxed);
+        return -E2BIG;
+    }
+    o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    for (;;) {
+        ts = rdtsc_ordered();
+        pos = o & (sb - 1);
+        if (likely(pos != 0 && pos + rlen <= sb)) {
+            start = o;
+            close_old = open_new = 0;
+            if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o + rlen,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed))
+                break;
+            continue;
+        }
+        /* Opening sub-buffer k (closing the one at o first if it is open). */
+        close_old = pos != 0;
+        uint64_t k = (o >> c->sb_shift) + (close_old ? 1 : 0);
+        int rc = make_room(c, bc, k);
+        if (rc == -EAGAIN) {
+            o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+            continue;
+        }
+        if (rc) {
+            atomic_fetch_add_explicit(&bc->discarded, 1, memory_order_relaxed);
+            return rc;
+        }
+        open_new = 1;
+        start = (k << c->sb_shift) + TTRB_PACKET_HEADER_SIZE;
+        if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, start + rlen,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
+    if (unlikely(open_new))
+        switch_subbuf(c, b, bc, o, ts, close_old, 1);
+    char *p = slot_data(c, b, start >> c->sb_shift) + (start & (sb - 1));
+    memcpy(p, &id, 2);
+    memcpy(p + 2, &ts, 8);
+    r->chan = c;
+    r->payload = p + TTRB_EVENT_HEADER_SIZE;
+    r->offset = open_new ? start - TTRB_PACKET_HEADER_SIZE : start;
+    r->buffer = b;
+    r->len = len;
+    /* An exact fit closes the sub-buffer: this writer is its closer. */
+    if (unlikely(((start + rlen) & (sb - 1)) == 0)) {
+        struct slot_meta *m = meta_of(c, bc, start >> c->sb_shift);
+        m->content_end = sb;
+        m->ts_end = ts;
+    }
+    return 0;
+}
+
+void ttrb_commit(struct ttrb_resv *r)
+{
+    struct ttrb_chan *c = r->chan;
+    struct buf_ctl *bc = ctl_of(c, r->buffer);
+    uint64_t bytes = (uint64_t)r->len + TTRB_EVENT_HEADER_SIZE;
+    /* A record that opened its packet also commits the packet header. */
+    if ((r->offset & (c->subbuf_size - 1)) == 0)
+        bytes += TTRB_PACKET_HEADER_SIZE;
+    commit_bytes(c, r->buffer, bc, r->offset >> c->sb_shift, ONE_REC + bytes);
+}
+
+int ttrb_write(struct ttrb_chan *c, uint16_t id, const void *payload, uint32_t len)
+{
+    struct ttrb_resv r;
+    int rc = ttrb_reserve(c, -1, id, len, &r);
+    if (unlikely(rc))
+        return rc;
+    memcpy(r.payload, payload, len);
+    ttrb_commit(&r);
+    return 0;
+}
+
+int ttrb_write_u64x3(struct ttrb_chan *c, uint16_t id, uint64_t a, uint64_t b, uint64_t d)
+{
+    struct ttrb_resv r;
+    int rc = ttrb_reserve(c, -1, id, 24, &r);
+    if (unlikely(rc))
+        return rc;
+    memcpy(r.payload, &a, 8);
+    memcpy(r.payload + 8, &b, 8);
+    memcpy(r.payload + 16, &d, 8);
+    ttrb_commit(&r);
+    return 0;
+}
+
+/* ---- consumer side ---------------------------------------------------- */
+
+int ttrb_get_subbuf(struct ttrb_chan *c, uint32_t b, const char **data, uint32_t *size)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    for (;;) {
+        uint64_t cns = atomic_load_explicit(&bc->consumed, memory_order_acquire);
+        if (cns & HELD)
+            return -EBUSY;
+        struct slot_meta *m = meta_of(c, bc, cns);
+        if (atomic_load_explicit(&m->done, memory_order_acquire) != (cns >> c->n_shift) + 1)
+            return -EAGAIN;
+        if (m->dropped) {
+            /* Forced complete after a dead writer: never hand it out. */
+            if (atomic_compare_exchange_strong(&bc->consumed, &cns, cns + 1))
+                bc->consumed_packets++;
+            continue;
+        }
+        if (!atomic_compare_exchange_strong_explicit(&bc->consumed, &cns, cns | HELD,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire))
+            continue; /* a flight writer pushed past it */
+        bc->consumed_recs += m->nrec;
+        bc->consumed_packets++;
+        *data = slot_data(c, b, cns);
+        *size = c->subbuf_size;
+        return 0;
+    }
+}
+
+int ttrb_put_subbuf(struct ttrb_chan *c, uint32_t b)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t cns = atomic_load_explicit(&bc->consumed, memory_order_acquire);
+    if (!(cns & HELD))
+        return -EINVAL;
+    /* Release: our reads of the packet happen before a writer reuses it. */
+    atomic_store_explicit(&bc->consumed, (cns & ~HELD) + 1, memory_order_release);
+    return 0;
+}
+
+int ttrb_flush(struct ttrb_chan *c, uint32_t b)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t sb = c->subbuf_size;
+    uint64_t o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    for (;;) {
+        uint64_t ts = rdtsc_ordered();
+        uint64_t pos = o & (sb - 1);
+        if (pos == 0)
+            return 0;
+        if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o - pos + sb,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            switch_subbuf(c, b, bc, o, ts, 1, 0);
+            return 1;
+        }
+    }
+}
+
+int64_t ttrb_snapshot(struct ttrb_chan *c, uint32_t b, char *dst, uint64_t dst_len)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    if (dst_len < (uint64_t)c->n_subbuf * c->subbuf_size)
+        return -ENOSPC;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    uint64_t kw = w >> c->sb_shift; /* the open (or next) sub-buffer */
+    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    uint64_t first = kw >= c->n_subbuf ? kw - c->n_subbuf : 0;
+    if (first < cnum)
+        first = cnum;
+    uint64_t last = kw + 1; /* kw itself counts if it is published */
+    int64_t out = 0;
+    for (uint64_t k = first; k < last; k++) {
+        struct slot_meta *m = meta_of(c, bc, k);
+        if (atomic_load_explicit(&m->done, memory_order_acquire) != (k >> c->n_shift) + 1 ||
+            m->dropped)
+            continue;
+        memcpy(dst + out, slot_data(c, b, k), c->subbuf_size);
+        /* Seqlock check: data loads above happen before these loads. */
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t now = atomic_load_explicit(&bc->consumed, memory_order_relaxed) & ~HELD;
+        if (now > k ||
+            atomic_load_explicit(&m->done, memory_order_relaxed) != (k >> c->n_shift) + 1)
+            continue; /* overwritten while we copied */
+        out += c->subbuf_size;
+    }
+    return out;
+}
+
+int ttrb_check_stuck(struct ttrb_chan *c, uint32_t b, uint64_t now_ns, uint64_t timeout_ns)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t cns = atomic_load_explicit(&bc->consumed, memory_order_acquire);
+    uint64_t k = cns & ~HELD;
+    struct slot_meta *m = meta_of(c, bc, k);
+    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    uint64_t cycle_end = ((k >> c->n_shift) + 1) << c->sb_shift;
+    uint64_t commit = atomic_load_explicit(&m->commit, memory_order_acquire);
+    int closed = (w >> c->sb_shift) > k;
+    int published = atomic_load_explicit(&m->done, memory_order_acquire) ==
+                    (k >> c->n_shift) + 1;
+    if (!closed || published || (cns & HELD)) {
+        bc->stuck_seen_ns = 0;
+        return 0;
+    }
+    if (bc->stuck_seen_ns == 0 || bc->stuck_seen_slot != k || bc->stuck_seen_commit != commit) {
+        bc->stuck_seen_slot = k;
+        bc->stuck_seen_commit = commit;
+        bc->stuck_seen_ns = now_ns ? now_ns : 1;
+        return 0;
+    }
+    if (now_ns - bc->stuck_seen_ns < timeout_ns)
+        return 0;
+    /* Dead writer: complete the cycle ourselves, then drop the packet. */
+    uint64_t missing = (cycle_end - commit) & BYTES_MASK;
+    m->dropped = 1;
+    uint64_t old = atomic_fetch_add_explicit(&m->commit, missing, memory_order_acq_rel);
+    if (((old + missing) & BYTES_MASK) == (cycle_end & BYTES_MASK)) {
+        /* The closer may have died before recording where content ends. */
+        if (m->content_end < TTRB_PACKET_HEADER_SIZE || m->content_end > c->subbuf_size)
+            m->content_end = TTRB_PACKET_HEADER_SIZE;
+        publish(c, b, bc, k, old + missing);
+    }
+    atomic_fetch_add_explicit(&bc->discarded, m->nrec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bc->lost_dead, m->nrec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bc->stuck_packets, 1, memory_order_relaxed);
+    bc->stuck_seen_ns = 0;
+    return 1;
+}
+
+int ttrb_stats(const struct ttrb_chan *c, uint32_t b, struct ttrb_stats *out)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    memset(out, 0, sizeof(*out));
+    uint64_t recs = atomic_load(&bc->recs_published);
+    /* Records committed into slots not yet published. */
+    uint64_t w = atomic_load(&bc->write_off);
+    for (uint32_t i = 0; i < c->n_subbuf; i++) {
+        struct slot_meta *m = &((struct slot_meta *)((char *)bc + sizeof(struct buf_ctl)))[i];
+        uint64_t commit = atomic_load(&m->commit);
+        uint64_t r = ((commit >> BYTES_BITS) - m->last_recs) & RECS_MASK;
+        recs += r;
+    }
+    out->recorded = recs;
+    out->discarded = atomic_load(&bc->discarded);
+    out->overwritten = atomic_load(&bc->overwritten);
+    out->too_big = atomic_load(&bc->too_big);
+    out->lost_dead = atomic_load(&bc->lost_dead);
+    out->bytes = atomic_load(&bc->bytes_published);
+    out->packets = atomic_load(&bc->packets);
+    out->consumed = bc->consumed_recs;
+    out->consumed_packets = bc->consumed_packets;
+    out->stuck_packets = atomic_load(&bc->stuck_packets);
+    out->write_offset = w;
+    return 0;
+}
