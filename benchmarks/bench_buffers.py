@@ -20,9 +20,7 @@ import sys
 import tempfile
 import time
 
-from tracetui.core._ttrb import lib  # benchmark only: the C write loops
-
-from tracetui.core.buffers import Channel
+from tracetui.core.buffers import Channel, bench_write
 
 RECORD = 48  # bytes per record, header included
 PAYLOAD = RECORD - 10
@@ -36,7 +34,7 @@ def c_loop(*, is_global: bool, flight: bool, threads: int, count: int) -> float:
     # Big enough that nothing is lost: the loop measures recording, not dropping.
     ch = Channel.create(_name("c"), 1 << 24, 4, is_global=is_global, flight=flight)
     try:
-        ns = lib.ttrb_bench_write(ch._ptr, threads, count, PAYLOAD)
+        ns = bench_write(ch, threads, count, PAYLOAD)
         s = ch.stats()
         assert s.recorded == threads * count, s
         return float(ns)
@@ -68,7 +66,7 @@ def consume(total_bytes: int) -> float:
     ch = Channel.create(_name("cons"), sb, 16, is_global=True)
     try:
         per = total_bytes // RECORD
-        lib.ttrb_bench_write(ch._ptr, 1, min(per, (16 * sb) // RECORD - 1000), PAYLOAD)
+        bench_write(ch, 1, min(per, (16 * sb) // RECORD - 1000), PAYLOAD)
         ch.flush()
         with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-") as f:
             fd = f.fileno()

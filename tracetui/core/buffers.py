@@ -400,3 +400,125 @@ def _check_name(name: str) -> None:
             f"shared-memory name '{name}' must be '/' then up to 200 letters, "
             "digits, '.', '_' or '-'",
         )
+
+
+# -- markers (the probe's native side) -----------------------------------------------------------
+
+# Format type code -> ttpr field type, and -> the letter of the generated typed
+# emitters (native/build.py): i int32, u uint32, l int64, q uint64.
+_TTPR_TYPE = {
+    "d": lib.TTPR_I32, "u": lib.TTPR_U32, "ld": lib.TTPR_I64, "lld": lib.TTPR_I64,
+    "lu": lib.TTPR_U64, "llu": lib.TTPR_U64, "x": lib.TTPR_X32, "p": lib.TTPR_PTR,
+    "s": lib.TTPR_STR, "c": lib.TTPR_CHAR, "f": lib.TTPR_F64,
+}  # fmt: skip
+_FAST_LETTER = {"d": "i", "u": "u", "x": "u", "ld": "l", "lld": "l", "lu": "q", "llu": "q",
+                "p": "q"}  # fmt: skip
+_INTISH = frozenset(_FAST_LETTER)
+# Targets and channels a writer may still be using are kept this long after
+# they are replaced (writers never block, so they cannot be waited for).
+GRACE_S = 10.0
+
+
+class NativeMarker:
+    """The C side of one marker: its id, field types, and target list.
+
+    The target list is swapped atomically (writers never block); the list it
+    replaces is freed after GRACE_S, and the caller must keep the channels of
+    a replaced list mapped at least as long.
+    """
+
+    __slots__ = ("__weakref__", "_m", "_retired", "codes", "targets")
+
+    def __init__(self, event_id: int, type_codes: list[str]) -> None:
+        types = bytes(_TTPR_TYPE[c] for c in type_codes)
+        self._m = ffi.new("struct ttpr_marker *")
+        if lib.ttpr_marker_init(self._m, event_id, types, len(types)) < 0:
+            raise InvalidConfig(_errno.EINVAL, f"a marker has at most {lib.TTPR_MAX_FIELDS} fields")
+        self.codes = tuple(type_codes)
+        self.targets: tuple[Channel, ...] = ()
+        self._retired: list[tuple[float, object]] = []
+
+    def set_id(self, event_id: int) -> None:
+        lib.ttpr_marker_set_id(self._m, event_id)
+
+    def set_targets(self, channels: list[Channel]) -> None:
+        """Publish the channels this marker's events go to (empty: disabled)."""
+        if channels:
+            t = lib.ttpr_targets_new(len(channels))
+            if t == ffi.NULL:
+                raise OutOfMemory(_errno.ENOMEM, "cannot allocate a marker target list")
+            for i, ch in enumerate(channels):
+                lib.ttpr_targets_set(t, i, ch._live())
+        else:
+            t = ffi.NULL
+        old = lib.ttpr_marker_swap(self._m, t)
+        self.targets = tuple(channels)
+        now = time.monotonic()
+        if old != ffi.NULL:
+            self._retired.append((now + GRACE_S, old))
+        self.reap(now)
+
+    def reap(self, now: float | None = None) -> None:
+        """Free replaced target lists whose grace period is over."""
+        now = time.monotonic() if now is None else now
+        keep = []
+        for due, t in self._retired:
+            if due <= now:
+                lib.ttpr_targets_free(t)
+            else:
+                keep.append((due, t))
+        self._retired = keep
+
+    def fast_emitter(self, cls: type[partial]) -> partial | None:
+        """A ``cls`` (a functools.partial subclass) over the typed C emitter.
+
+        Only for markers of 1 to 3 integer fields: cffi converts and
+        range-checks each argument by its C type, so the call has no
+        Python frame.  None for other formats.
+        """
+        if not 1 <= len(self.codes) <= 3 or not all(c in _INTISH for c in self.codes):
+            return None
+        fn = getattr(lib, "ttpr_fast_" + "".join(_FAST_LETTER[c] for c in self.codes))
+        return cls(fn, self._m)
+
+    def mixed_emitter(self) -> tuple[partial, tuple[int, ...], tuple[int, ...]] | None:
+        """For integer + string markers the C side encodes: (emit, int fields, str fields).
+
+        ``emit(*ints, *strs_as_bytes)`` returns the number of targets that lost
+        the event, or a negative errno for a value out of range.  None when
+        the shape has no C emitter (floats, characters, too many fields).
+        """
+        ints = tuple(i for i, c in enumerate(self.codes) if c in _INTISH)
+        strs = tuple(i for i, c in enumerate(self.codes) if c == "s")
+        if len(ints) + len(strs) != len(self.codes):
+            return None
+        fn = getattr(lib, f"ttpr_emit_i{len(ints)}s{len(strs)}", None)
+        if fn is None and not strs:
+            fn = getattr(lib, f"ttpr_emit_i{len(ints)}", None)
+        if fn is None and not ints:
+            fn = getattr(lib, f"ttpr_emit_s{len(strs)}", None)
+        if fn is None:
+            return None
+        return partial(fn, self._m), ints, strs
+
+    def emit_bytes(self, payload: bytes) -> int:
+        """Record an already encoded payload in every target; returns targets that lost it."""
+        return int(lib.ttpr_emit_bytes(self._m, payload, len(payload)))
+
+    def close(self) -> None:
+        """Disable and free every target list (at exit: no writer is left)."""
+        old = lib.ttpr_marker_swap(self._m, ffi.NULL)
+        if old != ffi.NULL:
+            lib.ttpr_targets_free(old)
+        for _, t in self._retired:
+            lib.ttpr_targets_free(t)
+        self._retired = []
+        self.targets = ()
+
+
+def bench_write(chan: Channel, threads: int, count: int, payload_len: int) -> int:
+    """C write loop for benchmarks: mean ns per record per thread."""
+    rc = int(lib.ttrb_bench_write(chan._live(), threads, count, payload_len))
+    if rc < 0:
+        _raise(rc, "benchmark threads could not start")
+    return rc

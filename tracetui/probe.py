@@ -1,0 +1,189 @@
+"""The instrumentation API that traced programs import.
+
+    from tracetui import probe
+    switch = probe.marker("sched_switch", "prev_pid %d next_pid %d comm %s")
+    switch(1, 2, "bash")
+    if switch.enabled:          # a plain attribute read: skip argument work when off
+        switch(a, b, expensive())
+
+A marker is a name and a format (tracetui.core.formats).  A bad name or
+format raises ValueError when the marker is defined; a wrong number or type
+of arguments raises TypeError (an integer out of its field's range raises
+OverflowError from the fast integer path, TypeError elsewhere) — those are
+the programmer's bugs.  Nothing else is: with no daemon, a daemon that dies,
+or full buffers, an event is simply not recorded (losses are counted in the
+buffers), and the program carries on.
+
+How events travel: markers register with the daemon (tracetui.core.probeclient,
+a background thread), which assigns each a 16-bit id and tells the process,
+whenever traces start or stop, filters change or channels are added, which
+channels (shared-memory ring buffers) each marker's events go to.  Emitting
+is a call into C that encodes the fields straight into each target buffer.
+Markers of 1 to 3 integer fields are functools.partial objects over a typed C
+function, so emitting them runs no Python code at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any
+
+from tracetui.core.buffers import NativeMarker
+from tracetui.core.formats import MarkerFormat, check_event_name, parse_format
+
+__all__ = ["Marker", "marker", "markers"]
+
+
+class _MarkerMixin:
+    """What every marker kind has: name, format, id, enabled."""
+
+    __slots__ = ()
+    name: str
+    format: MarkerFormat
+    native: NativeMarker
+    enabled: bool
+
+    @property
+    def id(self) -> int | None:
+        return self._id  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        return f"<marker {self.name} {self.format.text!r} id={self.id} {state}>"
+
+
+class _FastMarker(_MarkerMixin, functools.partial):
+    """A marker of 1-3 integer fields: calling it calls the typed C emitter directly."""
+
+    __slots__ = ("_id", "enabled", "format", "name", "native")
+
+
+class _PyMarker(_MarkerMixin):
+    """Markers with strings, characters, floats or many fields: a generated __call__."""
+
+    __slots__ = ("_emit", "_encode", "_id", "enabled", "format", "name", "native")
+
+
+Marker = _MarkerMixin
+
+_lock = threading.Lock()
+_markers: dict[str, _MarkerMixin] = {}
+_classes: dict[tuple[str, tuple[int, ...] | None], type] = {}
+
+
+def _py_class(fmt: MarkerFormat, shape: tuple[tuple[int, ...], tuple[int, ...]] | None) -> type:
+    """A _PyMarker subclass whose __call__ is specialised to the field list.
+
+    With a C emitter for the shape (integers and strings), the call passes
+    integers and UTF-8 strings straight to C; otherwise the payload is encoded
+    in Python (formats) and copied by C.  Either way a value C refuses is
+    re-encoded in Python to raise the precise TypeError.
+    """
+    # Parameters are the field names, so a wrong call says which field is missing.
+    names = [n if n != "self" else "self_" for n in fmt.names]
+    key = (fmt.text, shape[0] + (-1,) + shape[1] if shape else None)
+    cls = _classes.get(key)
+    if cls is not None:
+        return cls
+    params = ", ".join(names)
+    if shape is not None:
+        ints, strs = shape
+        args = ", ".join([names[i] for i in ints] + [f"{names[i]}.encode()" for i in strs])
+        body = (
+            f"    if self.enabled:\n"
+            f"        try:\n"
+            f"            rc = self._emit({args})\n"
+            f"        except (TypeError, AttributeError, OverflowError, UnicodeError):\n"
+            f"            self._encode({params})\n"
+            f"            raise\n"
+            f"        if rc < 0:\n"
+            f"            self._encode({params})\n"
+        )
+    else:
+        body = f"    if self.enabled:\n        self._emit(self._encode({params}))\n"
+    src = f"def __call__(self, {params}):\n{body}"
+    ns: dict[str, Any] = {}
+    exec(src, ns)  # a specialised call: the generic *args loop costs more per event
+    cls = type("Marker", (_PyMarker,), {"__slots__": (), "__call__": ns["__call__"]})
+    _classes[key] = cls
+    return cls
+
+
+def marker(name: str, fmt: str = "") -> Any:
+    """Define (or get again) the marker ``name`` with format ``fmt``.
+
+    Raises ValueError for a bad name or format, or for a name this process
+    already defined with another format.
+    """
+    check_event_name(name)
+    parsed = parse_format(fmt)
+    with _lock:
+        old = _markers.get(name)
+        if old is not None:
+            if old.format.text != parsed.text:
+                raise ValueError(
+                    f"marker {name!r} is already defined with format {old.format.text!r}"
+                )
+            return old
+        native = NativeMarker(0xFFFF, [t.code for t in parsed.types])
+        m: Any = native.fast_emitter(_FastMarker)
+        if m is None:
+            shape = native.mixed_emitter()
+            cls = _py_class(parsed, (shape[1], shape[2]) if shape else None)
+            m = cls()
+            m._emit = shape[0] if shape else native.emit_bytes
+            m._encode = parsed.encode
+        m.name = name
+        m.format = parsed
+        m.native = native
+        m._id = None
+        m.enabled = False
+        _markers[name] = m
+    _runtime().register(m)
+    return m
+
+
+def markers() -> list[Any]:
+    """Every marker this process defined."""
+    with _lock:
+        return list(_markers.values())
+
+
+# -- the link to the daemon ---------------------------------------------------------------------
+
+_rt: Any = None
+_rt_pid = 0
+
+
+def _runtime() -> Any:
+    """The process's probe client, started on first use and again after fork."""
+    global _rt, _rt_pid
+    pid = os.getpid()
+    if _rt is None or _rt_pid != pid:
+        from tracetui.core.probeclient import ProbeClient
+
+        with _lock:
+            if _rt is None or _rt_pid != pid:
+                # After fork the child is a new process to the daemon: it
+                # starts its own client and registers every marker again.
+                _rt = ProbeClient(lambda: markers())
+                _rt_pid = pid
+                _rt.start()
+    return _rt
+
+
+def _after_fork_in_child() -> None:
+    global _rt
+    if _rt is not None:
+        _rt.forget_after_fork()
+        _rt = None
+        for m in list(_markers.values()):
+            m.enabled = False  # type: ignore[misc]
+            m.native.set_targets([])
+        if _markers:
+            _runtime()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
