@@ -1,0 +1,202 @@
+"""Live views: subscribe to a channel and receive its records as they are committed.
+
+``LiveWatch(path)`` opens its own netlink socket (live data never shares a socket with control
+replies), subscribes to ``trace/channel`` and runs one reader thread that ``recv_into``s a
+reusable buffer, joins the parts of each packet, decodes the records with the marker table
+(``read markers``, read again when an unknown id shows up) and hands one ``LiveBatch`` per
+packet to a callback.  ``watch(path)`` is the asyncio face for the console: an async iterator
+of batches bridged from the thread, one loop wake-up per packet, never one per record.
+
+Losses are visible, never hidden: ``LiveBatch.dropped_batches`` counts packets this view did
+not get, whether the daemon could not send them (this socket was full: the daemon never waits
+for a slow subscriber), a part went missing, or the consumer of ``watch`` fell behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from tracetui.core import protocol as P
+from tracetui.core import recording_protocol as R
+from tracetui.core.buffers import ClockCalibration
+from tracetui.core.client import _ANC_SIZE, Client
+from tracetui.core.ctf import Marker, TraceClock
+from tracetui.core.errors import TraceError
+from tracetui.core.reader import Event, EventDecoder, Stream
+
+RCVBUF = 8 << 20  # the bounded queue the daemon fills for this subscriber
+QUEUE_BATCHES = 1024  # batches waiting for an async consumer before they count as dropped
+
+
+@dataclass
+class LiveBatch:
+    """The records of one packet of one buffer, decoded, and the losses so far."""
+
+    path: str
+    cpu: int
+    events: list[Event]
+    dropped_batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_markers(text: str) -> dict[int, Marker]:
+    """The ``markers`` file ("id name format" lines) as a marker table."""
+    out: dict[int, Marker] = {}
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) >= 2 and parts[0].isdigit():
+            out[int(parts[0])] = Marker.make(
+                int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""
+            )
+    return out
+
+
+class LiveWatch(Client):
+    """One live subscription, read by a background thread."""
+
+    def __init__(
+        self,
+        path: str,
+        on_batch: Callable[[LiveBatch], None],
+        runtime_dir: str | os.PathLike[str] | None = None,
+        timeout: float = 2.0,
+    ) -> None:
+        super().__init__(runtime_dir, timeout, name="live")
+        self.path = path.strip("/")
+        self._on_batch = on_batch
+        self._rt = runtime_dir
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE (root)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        seq = self.next_seq()
+        try:
+            attrs = self._request(R.encode_live_subscribe(seq, self.path), seq)[0]
+            cal = ClockCalibration(**json.loads(attrs.str(R.TT_A_CLOCK)))
+            self.markers = parse_markers(self.read("markers"))
+        except BaseException:
+            self.sock.close()
+            raise
+        self.clock = TraceClock.from_calibration(cal)
+        channel = self.path.split("/")[-1]
+        self._decoders: dict[int, EventDecoder] = {}
+        self._stream = lambda cpu: Stream(channel, cpu, "", self.clock)
+        self._parts: dict[int, tuple[int, list[bytes]]] = {}  # cpu -> (seq, parts so far)
+        self.daemon_dropped = 0
+        self.local_dropped = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"live-{self.path}", daemon=True)
+
+    def start(self) -> LiveWatch:
+        self.sock.settimeout(0.2)
+        self._thread.start()
+        return self
+
+    @property
+    def dropped(self) -> int:
+        return self.daemon_dropped + self.local_dropped
+
+    def close(self) -> None:
+        self._stop = True
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(2)
+        with contextlib.suppress(OSError):
+            self.sock.send(R.encode_live_subscribe(self.next_seq(), self.path, subscribe=False))
+        super().close()
+
+    # -- the reader thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        view = memoryview(self._buf)
+        while not self._stop:
+            try:
+                n, anc, _flags, _addr = self.sock.recvmsg_into([self._buf], _ANC_SIZE)
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # socket closed or the daemon is gone
+            try:
+                self.check_sender(anc)
+            except TraceError:
+                continue
+            for header, payload in P.iter_messages(view[:n]):
+                if header.type == R.TT_LIVE_BATCH:
+                    self._part(R.decode_live_part(P.Attrs.parse(payload)))
+
+    def _part(self, part: R.LivePart) -> None:
+        self.daemon_dropped = part.dropped
+        have = self._parts.get(part.cpu)
+        if part.part == 0:
+            if have is not None:
+                self.local_dropped += 1  # the previous packet never completed
+            have = (part.seq, [])
+        elif have is None or have[0] != part.seq or len(have[1]) != part.part:
+            if have is not None:
+                self.local_dropped += 1
+            self._parts.pop(part.cpu, None)
+            return
+        have[1].append(part.records)
+        if len(have[1]) < part.parts:
+            self._parts[part.cpu] = have
+            return
+        self._parts.pop(part.cpu, None)
+        records = b"".join(have[1])
+        self._on_batch(self._decode(part.cpu, records))
+
+    def _decode(self, cpu: int, records: bytes) -> LiveBatch:
+        dec = self._decoders.get(cpu)
+        if dec is None:
+            dec = self._decoders[cpu] = EventDecoder(self.markers, self._stream(cpu))
+        errors: list[str] = []
+        try:
+            items = dec.decode_all(records)
+        except ValueError:
+            # A marker registered after we read the table: read it again, once.
+            try:
+                with Client(self._rt, self.timeout, name="live") as c:
+                    self.markers = parse_markers(c.read("markers"))
+            except TraceError as e:
+                errors.append(str(e))
+            for d in self._decoders.values():
+                d.update(self.markers)
+            try:
+                items = dec.decode_all(records)
+            except ValueError as e:
+                errors.append(str(e))
+                items = []
+        events = [i for i in items if isinstance(i, Event)]
+        return LiveBatch(self.path, cpu, events, self.dropped, errors)
+
+
+async def watch(
+    path: str, runtime_dir: str | os.PathLike[str] | None = None, queue: int = QUEUE_BATCHES
+) -> AsyncIterator[LiveBatch]:
+    """Async iterator of live batches of ``trace/channel`` (for the console)."""
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue[LiveBatch] = asyncio.Queue(queue)
+    lw: LiveWatch | None = None
+
+    def put(batch: LiveBatch) -> None:
+        if q.full():
+            assert lw is not None
+            lw.local_dropped += 1  # the consumer fell behind: counted, not waited for
+            return
+        batch.dropped_batches = lw.dropped if lw is not None else 0
+        q.put_nowait(batch)
+
+    def on_batch(batch: LiveBatch) -> None:
+        loop.call_soon_threadsafe(put, batch)
+
+    lw = await asyncio.to_thread(LiveWatch, path, on_batch, runtime_dir)
+    lw.start()
+    try:
+        while True:
+            yield await q.get()
+    finally:
+        await asyncio.to_thread(lw.close)

@@ -1,0 +1,253 @@
+"""The traced process's link to the daemon: marker registration and target lists.
+
+One background thread per process (a daemon thread: it never holds the program at exit).
+It finds the daemon through the runtime directory's port file, says hello as a probe,
+registers every marker (the daemon assigns ids), and applies the target tables the daemon
+pushes: for each marker, the channels (shared-memory ring buffers) its events go to.  It
+pings the daemon every second; when the daemon stops answering, every marker is disabled
+and the thread looks for a daemon again, so markers survive a daemon restart.
+
+Nothing here may hurt the traced program: every failure (no daemon, a refused message, a
+channel that cannot be mapped) disables the markers concerned and is retried later.  The
+thread only ever talks to a socket whose replies come from the daemon's uid (SO_PASSCRED).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tracetui.core import protocol as P
+from tracetui.core import recording_protocol as R
+from tracetui.core import runtime
+from tracetui.core.buffers import GRACE_S, BufferError, Channel
+from tracetui.core.errors import TraceError
+
+PING_S = 1.0
+DEAD_S = 3.5  # no message from the daemon for this long: it is gone
+RETRY_S = 0.5
+SCM_CREDENTIALS = 2
+_CRED = struct.Struct("=iII")
+
+
+class ProbeClient:
+    """Registers this process's markers and keeps their targets current."""
+
+    def __init__(self, markers: Callable[[], list[Any]], runtime_dir: str | None = None) -> None:
+        self._markers = markers
+        self._runtime_dir = runtime_dir
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._pending: list[Any] = []
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._daemon_uid = -1
+        self._seq = 0
+        self._by_id: dict[int, Any] = {}
+        self._awaiting: dict[str, Any] = {}
+        self._channels: dict[str, Channel] = {}
+        self._retired: list[tuple[float, Channel]] = []
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self.connected = threading.Event()
+        self.targets_applied = 0  # tables applied so far (tests wait on it)
+        self.last_error = ""  # why the last session ended, for diagnostics
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tracetui-probe", daemon=True)
+        self._thread.start()
+
+    def register(self, marker: Any) -> None:
+        """Queue a marker for registration (the thread sends it)."""
+        with self._lock:
+            self._pending.append(marker)
+        self._wake()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(2)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's thread and socket are not ours."""
+        self._stop = True
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                continue
+        if self._sock is not None:
+            self._sock.close()
+
+    # -- the thread -----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            return  # pipe full: the thread is awake anyway
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                self._session()
+                self.last_error = "the daemon stopped answering"
+            except (OSError, TraceError, ValueError, struct.error) as e:
+                # Never the program's problem: disable, then look for a daemon again.
+                self.last_error = str(e)
+            self._disconnect()
+            if not self._stop:
+                time.sleep(RETRY_S)
+
+    def _connect(self) -> None:
+        info = runtime.read_port_file(runtime.runtime_dir(self._runtime_dir))
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 2)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.bind((0, 0))
+        s.connect((info.port, 0))
+        self._sock = s
+        self._daemon_uid = info.uid
+
+    def _session(self) -> None:
+        self._connect()
+        self._send(R.encode_probe_hello(self._next()))
+        with self._lock:
+            self._pending = list(self._markers())
+        self._by_id.clear()
+        self._awaiting.clear()
+        last_rx = time.monotonic()
+        last_ping = 0.0
+        self.connected.set()
+        while not self._stop:
+            self._send_pending()
+            now = time.monotonic()
+            if now - last_ping >= PING_S:
+                self._send(R.encode_ping(self._next()))
+                last_ping = now
+                self._reap(now)
+            if now - last_rx > DEAD_S:
+                return
+            assert self._sock is not None
+            ready, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [], PING_S / 2)
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            if self._sock.fileno() in ready and self._receive():
+                last_rx = time.monotonic()
+
+    def _send_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for m in pending:
+            self._send(R.encode_marker(self._next(), m.name, m.format.text))
+            self._awaiting[m.name] = m
+
+    def _receive(self) -> bool:
+        """Read every queued datagram; True if any came from the daemon."""
+        assert self._sock is not None
+        got = False
+        while True:
+            try:
+                data, anc, _, _ = self._sock.recvmsg(
+                    1 << 16, socket.CMSG_SPACE(_CRED.size), socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return got
+            if not self._from_daemon(anc):
+                continue
+            got = True
+            for hdr, payload in P.iter_messages(data):
+                self._handle(hdr, payload)
+
+    def _from_daemon(self, anc: list[tuple[int, int, bytes]]) -> bool:
+        for level, typ, cdata in anc:
+            if level == socket.SOL_SOCKET and typ == SCM_CREDENTIALS and len(cdata) >= _CRED.size:
+                _, uid, _ = _CRED.unpack_from(cdata)
+                return uid in (self._daemon_uid, 0)
+        return False
+
+    def _handle(self, hdr: P.Header, payload: memoryview) -> None:
+        if hdr.type == R.TT_MARKER:
+            attrs = P.Attrs.parse(payload)
+            m = self._awaiting.pop(attrs.str(R.TT_A_NAME), None)
+            if m is not None:
+                mid = attrs.u32(R.TT_A_ID)
+                m._id = mid
+                m.native.set_id(mid)
+                self._by_id[mid] = m
+        elif hdr.type == R.TT_TARGETS:
+            self._apply(R.decode_targets(P.Attrs.parse(payload)))
+        elif hdr.type == P.NLMSG_ERROR:
+            err, _text = P.decode_error(payload)
+            if err == errno.ENOENT and hdr.seq == 0:
+                raise TraceError(err, "the daemon forgot this process")
+
+    def _apply(self, table: dict[int, list[str]]) -> None:
+        used: set[str] = set()
+        for mid, m in self._by_id.items():
+            chans = []
+            for name in table.get(mid, []):
+                ch = self._channel(name)
+                if ch is not None:
+                    chans.append(ch)
+                    used.add(name)
+            m.native.set_targets(chans)
+            m.enabled = bool(chans)
+        now = time.monotonic()
+        for name in [n for n in self._channels if n not in used]:
+            # Writers may still hold the old target list: unmap after its grace.
+            self._retired.append((now + 2 * GRACE_S, self._channels.pop(name)))
+        self.targets_applied += 1
+
+    def _channel(self, name: str) -> Channel | None:
+        ch = self._channels.get(name)
+        if ch is None:
+            try:
+                ch = Channel.open(name)
+            except BufferError:
+                return None  # freed meanwhile: the next table will not name it
+            self._channels[name] = ch
+        return ch
+
+    def _reap(self, now: float) -> None:
+        for m in self._by_id.values():
+            m.native.reap(now)
+        keep = []
+        for due, ch in self._retired:
+            if due <= now:
+                ch.close()
+            else:
+                keep.append((due, ch))
+        self._retired = keep
+
+    def _disconnect(self) -> None:
+        self.connected.clear()
+        for m in self._markers():
+            m.enabled = False
+            m.native.set_targets([])
+        if self._channels:
+            now = time.monotonic()
+            self._retired += [(now + 2 * GRACE_S, ch) for ch in self._channels.values()]
+            self._channels = {}
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _send(self, msg: bytes) -> None:
+        assert self._sock is not None
+        self._sock.send(msg, socket.MSG_DONTWAIT)
+
+    def _next(self) -> int:
+        self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
+        return self._seq
