@@ -46,6 +46,11 @@ void ttpr_targets_set(struct ttpr_targets *t, uint32_t i, struct ttrb_chan *chan
 
 void ttpr_targets_free(struct ttpr_targets *t) { free(t); }
 
+static const uint8_t type_size[] = {
+    [TTPR_I32] = 4, [TTPR_U32] = 4, [TTPR_I64] = 8, [TTPR_U64] = 8, [TTPR_X32] = 4,
+    [TTPR_PTR] = 8, [TTPR_STR] = 0, [TTPR_CHAR] = 1, [TTPR_F64] = 8,
+};
+
 int ttpr_marker_init(struct ttpr_marker *m, uint16_t id, const uint8_t *types, uint32_t n)
 {
     if (n > TTPR_MAX_FIELDS)
@@ -57,6 +62,14 @@ int ttpr_marker_init(struct ttpr_marker *m, uint16_t id, const uint8_t *types, u
     m->id = id;
     m->nfields = (uint8_t)n;
     memcpy(m->types, types, n);
+    m->fixed_len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (types[i] == TTPR_STR) {
+            m->fixed_len = 0;
+            break;
+        }
+        m->fixed_len += type_size[types[i]];
+    }
     return 0;
 }
 
@@ -67,10 +80,6 @@ struct ttpr_targets *ttpr_marker_swap(struct ttpr_marker *m, struct ttpr_targets
 
 void ttpr_marker_set_id(struct ttpr_marker *m, uint16_t id) { m->id = id; }
 
-static const uint8_t type_size[] = {
-    [TTPR_I32] = 4, [TTPR_U32] = 4, [TTPR_I64] = 8, [TTPR_U64] = 8, [TTPR_X32] = 4,
-    [TTPR_PTR] = 8, [TTPR_STR] = 0, [TTPR_CHAR] = 1, [TTPR_F64] = 8,
-};
 
 static inline int in_range(uint8_t type, int64_t v)
 {
@@ -100,6 +109,12 @@ static inline int emit_fields_(struct ttpr_marker *m, const int64_t *iv, uint32_
     struct ttpr_targets *t = atomic_load_explicit(tp(m), memory_order_acquire);
     uint32_t len = 0, nint = 0, nstr = 0;
     uint32_t slen[2];
+    if (!checked && m->fixed_len && ni == m->nfields && !ns) {
+        /* Typed emitters: cffi checked every value; the length is known. */
+        len = m->fixed_len;
+        nint = ni;
+        goto encode;
+    }
     for (uint32_t f = 0; f < m->nfields; f++) {
         uint8_t ty = m->types[f];
         if (ty == TTPR_STR) {
@@ -116,6 +131,7 @@ static inline int emit_fields_(struct ttpr_marker *m, const int64_t *iv, uint32_
     }
     if (nint != ni || nstr != ns)
         return -ERANGE;
+encode:
     if (!t)
         return 0;
     int lost = 0;

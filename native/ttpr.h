@@ -29,6 +29,7 @@ struct ttpr_marker {
     uint16_t id;
     uint8_t nfields;
     uint8_t types[32];
+    uint32_t fixed_len;        /* payload bytes when no field is a string, else 0 */
 };
 
 /* A target list of @n channels (set with ttpr_targets_set).  NULL on ENOMEM. */

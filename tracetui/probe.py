@@ -63,52 +63,13 @@ class _FastMarker(_MarkerMixin, functools.partial):
 class _PyMarker(_MarkerMixin):
     """Markers with strings, characters, floats or many fields: a generated __call__."""
 
-    __slots__ = ("_emit", "_encode", "_id", "enabled", "format", "name", "native")
+    __slots__ = ("_id", "enabled", "format", "name", "native")
 
 
 Marker = _MarkerMixin
 
 _lock = threading.Lock()
 _markers: dict[str, _MarkerMixin] = {}
-_classes: dict[tuple[str, tuple[int, ...] | None], type] = {}
-
-
-def _py_class(fmt: MarkerFormat, shape: tuple[tuple[int, ...], tuple[int, ...]] | None) -> type:
-    """A _PyMarker subclass whose __call__ is specialised to the field list.
-
-    With a C emitter for the shape (integers and strings), the call passes
-    integers and UTF-8 strings straight to C; otherwise the payload is encoded
-    in Python (formats) and copied by C.  Either way a value C refuses is
-    re-encoded in Python to raise the precise TypeError.
-    """
-    # Parameters are the field names, so a wrong call says which field is missing.
-    names = [n if n != "self" else "self_" for n in fmt.names]
-    key = (fmt.text, shape[0] + (-1,) + shape[1] if shape else None)
-    cls = _classes.get(key)
-    if cls is not None:
-        return cls
-    params = ", ".join(names)
-    if shape is not None:
-        ints, strs = shape
-        args = ", ".join([names[i] for i in ints] + [f"{names[i]}.encode()" for i in strs])
-        body = (
-            f"    if self.enabled:\n"
-            f"        try:\n"
-            f"            rc = self._emit({args})\n"
-            f"        except (TypeError, AttributeError, OverflowError, UnicodeError):\n"
-            f"            self._encode({params})\n"
-            f"            raise\n"
-            f"        if rc < 0:\n"
-            f"            self._encode({params})\n"
-        )
-    else:
-        body = f"    if self.enabled:\n        self._emit(self._encode({params}))\n"
-    src = f"def __call__(self, {params}):\n{body}"
-    ns: dict[str, Any] = {}
-    exec(src, ns)  # a specialised call: the generic *args loop costs more per event
-    cls = type("Marker", (_PyMarker,), {"__slots__": (), "__call__": ns["__call__"]})
-    _classes[key] = cls
-    return cls
 
 
 def marker(name: str, fmt: str = "") -> Any:
@@ -130,11 +91,11 @@ def marker(name: str, fmt: str = "") -> Any:
         native = NativeMarker(0xFFFF, [t.code for t in parsed.types])
         m: Any = native.fast_emitter(_FastMarker)
         if m is None:
-            shape = native.mixed_emitter()
-            cls = _py_class(parsed, (shape[1], shape[2]) if shape else None)
-            m = cls()
-            m._emit = shape[0] if shape else native.emit_bytes
-            m._encode = parsed.encode
+            # A class per marker: its __call__ is specialised to the fields and bound to
+            # this marker's C side (see NativeMarker.specialised_call).
+            params = [n if n != "self" else "self_" for n in parsed.names]
+            call = native.specialised_call(params, parsed.encode)
+            m = type("Marker", (_PyMarker,), {"__slots__": (), "__call__": call})()
         m.name = name
         m.format = parsed
         m.native = native

@@ -233,9 +233,11 @@ class ProbeClient:
 
     def _disconnect(self) -> None:
         self.connected.clear()
-        for m in self._markers():
-            m.enabled = False
-            m.native.set_targets([])
+        if self.targets_applied:
+            # Targets from a daemon that is gone: nothing may be written for it any more.
+            for m in self._markers():
+                m.enabled = False
+                m.native.set_targets([])
         if self._channels:
             now = time.monotonic()
             self._retired += [(now + 2 * GRACE_S, ch) for ch in self._channels.values()]
