@@ -217,6 +217,31 @@ def test_marker_registered_after_start_is_in_metadata(daemon, tmp_path: Path) ->
         assert [n for n, _ in bt2_events(out)[0]] == ["early_one", "late_one", "early_one"]
 
 
+def test_threads_and_a_forked_child_record(daemon, tmp_path: Path) -> None:
+    out = tmp_path / "trace"
+    setup_trace(daemon, "fork", out)
+    daemon.client.write("fork/start", "1")
+    em = Emitter(daemon, "fork", "200")
+    try:
+        em.expect("ready")
+        child_line = em.expect("child").split()
+        assert child_line[2] == "0", "the child never got its own targets"
+        em.done()
+        parent = em.proc.pid
+        child = int(child_line[1])
+    finally:
+        em.finish()
+    daemon.client.write("fork/start", "0")
+    events = [e for e in Trace(out) if isinstance(e, Event)]
+    by_writer: dict[tuple[int, int], list[int]] = {}
+    for e in events:
+        f = e.fields
+        by_writer.setdefault((f["pid"], f["thread"]), []).append(f["step"])
+    assert sorted(by_writer) == sorted((p, t) for p in (parent, child) for t in (0, 1))
+    for steps in by_writer.values():
+        assert steps == list(range(200))
+
+
 def test_traced_process_killed_mid_run(daemon, tmp_path: Path) -> None:
     out = tmp_path / "trace"
     setup_trace(daemon, "kill", out)

@@ -136,7 +136,9 @@ def _runtime() -> Any:
 
 
 def _after_fork_in_child() -> None:
-    global _rt
+    global _rt, _lock
+    # Another thread (the probe client's) may have held the lock at fork: it never will here.
+    _lock = threading.Lock()
     if _rt is not None:
         _rt.forget_after_fork()
         _rt = None

@@ -72,6 +72,39 @@ def late() -> None:
     print("done 3", flush=True)
 
 
+def fork_threads(per_thread: int) -> None:
+    """Two threads in the parent, then a forked child with two threads of its own."""
+    import os
+    import threading
+
+    m = probe.marker("task_step", "pid %d thread %d step %d")
+    wait_enabled(m)
+
+    def emit_all() -> None:
+        def run(t: int) -> None:
+            for i in range(per_thread):
+                m(os.getpid(), t, i)
+
+        ts = [threading.Thread(target=run, args=(t,)) for t in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    emit_all()
+    child = os.fork()
+    if child == 0:
+        # A new process to the daemon: it registers again before recording.
+        end = time.monotonic() + 10
+        while not m.enabled and time.monotonic() < end:
+            time.sleep(0.005)
+        emit_all()
+        os._exit(0 if m.enabled else 3)
+    _, status = os.waitpid(child, 0)
+    print(f"child {child} {os.waitstatus_to_exitcode(status)}", flush=True)
+    print(f"done {4 * per_thread}", flush=True)
+
+
 def main() -> None:
     scenario = sys.argv[1]
     if scenario == "known":
@@ -82,6 +115,8 @@ def main() -> None:
         forever(float(sys.argv[2]))
     elif scenario == "late":
         late()
+    elif scenario == "fork":
+        fork_threads(int(sys.argv[2]))
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     sys.stdin.readline()
