@@ -330,6 +330,50 @@ def test_watch_shows_events_within_250ms(daemon, tmp_path: Path) -> None:
     daemon.client.write("live/start", "0")
 
 
+def test_slow_live_subscriber_loses_batches_counted_and_never_slows_tracing(
+    daemon, tmp_path: Path
+) -> None:
+    from tracetui.core.live import LiveBatch, LiveWatch
+
+    # The buffer holds the whole flood: any loss would be the subscriber's doing.
+    setup_trace(
+        daemon,
+        "slow",
+        tmp_path / "trace",
+        main={"subbuf_size": "64K", "n_subbuf": "128", "global": "1"},
+    )
+    daemon.client.write("slow/start", "1")
+    seen: list[LiveBatch] = []
+
+    def slow(batch: LiveBatch) -> None:
+        seen.append(batch)
+        time.sleep(0.05)  # a terminal far slower than the trace
+
+    lw = LiveWatch("slow/main", slow, daemon.runtime_dir, rcvbuf=64 * 1024).start()
+    em = Emitter(daemon, "flood", "200000")
+    try:
+        em.expect("ready")
+        em.done()
+        # The daemon keeps answering at once while it feeds a stuck subscriber.
+        t0 = time.monotonic()
+        daemon.client.read("slow/main/stats")
+        assert time.monotonic() - t0 < 0.5
+        deadline = time.monotonic() + 10
+        while lw.dropped == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lw.dropped > 0, "the subscriber must be told what it lost"
+        time.sleep(0.3)
+        assert seen and seen[-1].dropped_batches > 0
+    finally:
+        lw.close()
+        em.finish()
+    daemon.client.write("slow/start", "0")
+    # The trace itself lost nothing to the slow subscriber: every event reached disk.
+    stats = daemon.client.read("slow/main/stats").splitlines()[-1]
+    assert " discarded=0 " in stats, stats
+    assert sum(isinstance(e, Event) for e in Trace(tmp_path / "trace")) == 200000
+
+
 def test_watch_of_missing_channel_is_one_sentence(daemon) -> None:
     r = daemon.cli("watch", "nope/main")
     assert r.returncode == 1

@@ -67,14 +67,16 @@ class LiveWatch(Client):
         on_batch: Callable[[LiveBatch], None],
         runtime_dir: str | os.PathLike[str] | None = None,
         timeout: float = 2.0,
+        rcvbuf: int = RCVBUF,
     ) -> None:
         super().__init__(runtime_dir, timeout, name="live")
         self.path = path.strip("/")
         self._on_batch = on_batch
         self._rt = runtime_dir
-        with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE (root)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < rcvbuf:
+            with contextlib.suppress(OSError):  # past rmem_max: root may force it
+                self.sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE
         seq = self.next_seq()
         try:
             attrs = self._request(R.encode_live_subscribe(seq, self.path), seq)[0]
