@@ -135,12 +135,13 @@ class _Reply:
             self.done = True
         elif header.type == P.NLMSG_DONE:
             self.done = True
-        elif header.flags & P.NLM_F_MULTI:
-            # More datagrams follow into the same receive buffer: keep a copy of this part.
-            self.parts.append(Attrs.parse(memoryview(bytes(payload))))
         else:
-            self.parts.append(Attrs.parse(payload))
-            self.done = True
+            # The payload is a view into the shared receive buffer, which the next datagram
+            # overwrites (another part, or a change arriving before an async caller resumes):
+            # keep a copy.
+            self.parts.append(Attrs.parse(memoryview(bytes(payload))))
+            if not header.flags & P.NLM_F_MULTI:
+                self.done = True
 
     def result(self) -> list[Attrs]:
         if self.error is not None:
