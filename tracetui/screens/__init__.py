@@ -1,0 +1,1 @@
+"""Screens of the tracetui console: one per module."""

@@ -1,0 +1,780 @@
+"""The main screen: the trace tree on the left, the selected node's pane or live views on the right.
+
+This screen is the one place that talks to the daemon. Panes and dialogs post
+:class:`~tracetui.widgets.requests.Request` messages or return values; the screen runs the verb
+through the async client and turns every refusal into a notification carrying the daemon's
+sentence. The namespace is re-read when the daemon reports a change (whoever made it: the CLI
+too), at most every 0.2 s; the selected channel's statistics are read once a second, every
+allocated channel's every five seconds (for the losses in the tree).
+
+Without a client (``client=None`` and a fixed ``state``) the screen draws fixtures: snapshot
+tests and screenshots use that.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import Worker
+
+from tracetui.core import layout as layouts
+from tracetui.core.errors import TraceError
+from tracetui.widgets.channel_pane import ChannelPane
+from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
+from tracetui.widgets.markers_pane import MarkersPane
+from tracetui.widgets.requests import Request
+from tracetui.widgets.state import (
+    ChannelStats,
+    NamespaceState,
+    read_state,
+    read_stats,
+)
+from tracetui.widgets.trace_pane import TracePane
+from tracetui.widgets.trace_tree import MARKERS, TraceTree
+
+if TYPE_CHECKING:
+    from tracetui.core.client import AsyncClient
+
+DETAILS = "details"
+REFRESH_S = 0.2
+STATS_S = 1.0
+TREE_STATS_S = 5.0
+
+
+def live_tab_id(path: str) -> str:
+    """A widget id for the live view of channel PATH ("t/c" -> "live--t--c")."""
+    return "live--" + path.replace("/", "--").replace(".", "_")
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    """One command palette entry: title ("trace: Start"), help, and the screen action."""
+
+    title: str
+    help: str
+    action: str
+
+
+PALETTE: tuple[PaletteCommand, ...] = (
+    PaletteCommand("trace: New", "Create a trace (with a channel main)", "new_trace"),
+    PaletteCommand("trace: Start/Stop", "Start or stop the selected trace", "start_stop"),
+    PaletteCommand("trace: Start", "Start the selected trace", "start"),
+    PaletteCommand("trace: Stop", "Stop the selected trace", "stop"),
+    PaletteCommand("trace: Snapshot", "Write the flight channels of the trace now", "snapshot"),
+    PaletteCommand("trace: Edit filter", "Edit the event filter of the trace", "edit_filter"),
+    PaletteCommand("trace: Delete", "Delete the selected trace or channel", "delete"),
+    PaletteCommand("channel: New", "Add a channel to the selected trace", "new_channel"),
+    PaletteCommand("channel: Allocate/Free", "Allocate or free the buffers", "allocate"),
+    PaletteCommand(
+        "channel: Toggle flight", "Flight recorder (overwrite) or discard", "toggle_flight"
+    ),
+    PaletteCommand(
+        "channel: Toggle global", "One buffer for all CPUs, or one per CPU", "toggle_global"
+    ),
+    PaletteCommand("channel: Edit routing filter", "Events routed to this channel", "edit_filter"),
+    PaletteCommand("channel: Open live view", "Watch the channel's events live", "open_live"),
+    PaletteCommand("live: Pause/Follow", "Pause or follow the live view", "pause_follow"),
+    PaletteCommand("live: Search", "Search the live view", "search"),
+    PaletteCommand("live: Filter by event name", "Show only some events", "edit_filter"),
+    PaletteCommand("live: Toggle timestamps", "Relative or absolute time", "toggle_time"),
+    PaletteCommand("live: Toggle CPU column", "Show or hide the CPU column", "toggle_cpu"),
+    PaletteCommand("live: Close", "Close the live view", "delete"),
+    PaletteCommand("layout: Save", "Save traces, channels, filters and views", "save_layout"),
+    PaletteCommand("layout: Load", "Restore a saved layout", "load_layout"),
+    PaletteCommand("console: Help", "Keys and badges", "help"),
+)
+
+
+class MainScreen(Screen[None]):
+    """Tree + panes + live views; every action on the daemon goes through here."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_trace", "New trace", id="new_trace"),
+        Binding("c", "new_channel", "New channel", id="new_channel"),
+        Binding("d", "delete", "Delete", id="delete"),
+        Binding("a", "allocate", "Allocate", id="allocate"),
+        Binding("s", "start_stop", "Start/stop", id="start_stop"),
+        Binding("f", "toggle_flight", "Flight", id="toggle_flight"),
+        Binding("g", "toggle_global", "Global", id="toggle_global"),
+        Binding("e", "edit_filter", "Filter", id="edit_filter"),
+        Binding("l", "open_live", "Live", id="open_live"),
+        Binding("space", "pause_follow", "Pause/follow", id="pause_follow"),
+        Binding("slash", "search", "Search", id="search"),
+        Binding("ctrl+s", "save_layout", "Save layout", id="save_layout"),
+        Binding("ctrl+o", "load_layout", "Load layout", id="load_layout"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        client: AsyncClient | None = None,
+        *,
+        state: NamespaceState | None = None,
+        history: int = DEFAULT_HISTORY,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.state = state or NamespaceState()
+        self.history = history
+        self._dirty = client is not None
+        self._refreshing = False
+        self._live_workers: dict[str, Worker[None]] = {}
+        self._last_stats: tuple[str, float, int] | None = None  # path, time, recorded
+        self._layout_dir: Path | None = None
+        self._adding: list[AwaitComplete] = []  # live view tabs being mounted
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            yield TraceTree(id="tree")
+            with (
+                TabbedContent(id="right"),
+                TabPane("details", id=DETAILS),
+                ContentSwitcher(id="panes", initial="none"),
+            ):
+                yield Static(
+                    "Select a trace, a channel or the markers in the tree, "
+                    "or press n to create a trace.",
+                    id="none",
+                    classes="pane hint",
+                )
+                yield TracePane(id="trace-pane")
+                yield ChannelPane(id="channel-pane")
+                yield MarkersPane(id="markers-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.trace_tree.show_state(self.state)
+        self.trace_tree.focus()
+        if self.client is not None:
+            self.set_interval(REFRESH_S, self._refresh_if_dirty)
+            self.set_interval(STATS_S, self._poll_selected_stats)
+            self.set_interval(TREE_STATS_S, self._poll_tree_stats)
+            self._watch_changes()
+
+    @property
+    def trace_tree(self) -> TraceTree:
+        return self.query_one(TraceTree)
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#right", TabbedContent)
+
+    # ------------------------------------------------------------------ state
+
+    def set_client(self, client: AsyncClient) -> None:
+        """Connect (after the app reached the daemon): start watching and refreshing."""
+        self.client = client
+        self._dirty = True
+        self.set_interval(REFRESH_S, self._refresh_if_dirty)
+        self.set_interval(STATS_S, self._poll_selected_stats)
+        self.set_interval(TREE_STATS_S, self._poll_tree_stats)
+        self._watch_changes()
+
+    @work(group="changes", exclusive=True)
+    async def _watch_changes(self) -> None:
+        if self.client is None:
+            return
+        try:
+            async for change in self.client.changes():
+                if change.op == "state" and change.value == "shutdown":
+                    self.notify("The daemon is stopping.", severity="error", timeout=10)
+                self._dirty = True
+        except TraceError as e:
+            self.notify(f"Lost the daemon's change feed: {e}", severity="error")
+
+    async def _refresh_if_dirty(self) -> None:
+        if self._dirty and not self._refreshing:
+            await self.refresh_state()
+
+    async def refresh_state(self) -> bool:
+        """Read the namespace again and show it; False if the read failed (retried later)."""
+        if self.client is None:
+            self.show_state(self.state)
+            return True
+        self._dirty = False
+        self._refreshing = True
+        try:
+            state = await read_state(self.client)
+        except TraceError as e:
+            # A trace removed between ls and read (ENOENT) settles on the next change.
+            self._dirty = e.errno != errno.ECONNREFUSED  # else the daemon is gone
+            if not self._dirty:
+                self.notify(str(e), severity="error")
+            return False
+        finally:
+            self._refreshing = False
+        self.show_state(state)
+        return True
+
+    def show_state(self, state: NamespaceState) -> None:
+        self.state = state
+        self.trace_tree.show_state(state)
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        path = self.trace_tree.selected_path
+        switcher = self.query_one("#panes", ContentSwitcher)
+        if path == MARKERS:
+            self.query_one(MarkersPane).show(self.state.markers)
+            switcher.current = "markers-pane"
+        elif path and "/" in path and (chan := self.state.channel(path)) is not None:
+            self.query_one(ChannelPane).show(path, chan)
+            switcher.current = "channel-pane"
+        elif path and (trace := self.state.trace(path)) is not None:
+            self.query_one(TracePane).show(trace)
+            switcher.current = "trace-pane"
+        else:
+            switcher.current = "none"
+
+    @on(TraceTree.NodeHighlighted)
+    def _highlighted(self) -> None:
+        self._last_stats = None
+        self._show_selected()
+        # Moving in the tree shows the details; a programmatic selection (layouts) does not.
+        if self.trace_tree.has_focus and self.tabs.active != DETAILS:
+            self.tabs.active = DETAILS
+        self.call_later(self._poll_selected_stats)
+
+    async def _poll_selected_stats(self) -> None:
+        path = self.trace_tree.selected_path
+        chan = self.state.channel(path) if path and "/" in path else None
+        if self.client is None or chan is None or not chan.allocated or path is None:
+            return
+        try:
+            stats = await read_stats(self.client, path)
+        except TraceError:
+            self._dirty = True  # removed or freed meanwhile: the refresh will tell
+            return
+        self.show_stats(path, stats)
+
+    def show_stats(self, path: str, stats: ChannelStats, rate: float | None = None) -> None:
+        """Show one statistics read of PATH; the rate comes from the previous read's count."""
+        now = time.monotonic()
+        if rate is None and self._last_stats is not None and self._last_stats[0] == path:
+            _, t0, n0 = self._last_stats
+            if now > t0:
+                rate = max(0.0, (stats.total.recorded - n0) / (now - t0))
+        self._last_stats = (path, now, stats.total.recorded)
+        pane = self.query_one(ChannelPane)
+        if pane.path == path:
+            pane.show_stats(stats, rate)
+        self.state = self.state.with_stats(path, stats.total)
+        self.trace_tree.show_state(self.state)
+
+    async def _poll_tree_stats(self) -> None:
+        if self.client is None:
+            return
+        totals = {}
+        for t in self.state.traces:
+            for c in t.channels:
+                if not c.allocated:
+                    continue
+                path = f"{t.name}/{c.name}"
+                try:
+                    totals[path] = (await read_stats(self.client, path)).total
+                except TraceError:
+                    self._dirty = True  # removed or freed meanwhile: the refresh will tell
+                    return
+        # Applied to the state as it is now: a refresh may have landed during the reads.
+        for path, total in totals.items():
+            self.state = self.state.with_stats(path, total)
+        self.trace_tree.show_state(self.state)
+
+    # ------------------------------------------------------------------ doing things
+
+    async def run_verb(self, verb: str, path: str, value: str = "") -> bool:
+        """Run one namespace verb; a refusal becomes a notification. Returns success."""
+        if self.client is None:
+            self.notify("Not connected to a daemon.", severity="error")
+            return False
+        try:
+            if verb == "write":
+                await self.client.write(path, value)
+            elif verb == "mkdir":
+                await self.client.mkdir(path)
+            elif verb == "rmdir":
+                await self.client.rmdir(path)
+            else:
+                raise ValueError(f"unknown verb {verb}")
+        except TraceError as e:
+            self.notify(_sentence(e), title=f"{verb} {path}", severity="error", timeout=8)
+            await self.refresh_state()  # show what the daemon really has
+            return False
+        await self.refresh_state()
+        return True
+
+    async def on_request(self, message: Request) -> None:
+        message.stop()
+        if message.verb == "action":
+            self._action_on(message.value, message.path)
+        else:
+            await self.run_verb(message.verb, message.path, message.value)
+
+    def _action_on(self, action: str, path: str) -> None:
+        self.trace_tree.select_path(path)
+        if action == "edit_filter":
+            self._edit_namespace_filter(path)
+        elif action == "open_live":
+            self.open_live(path)
+
+    # ------------------------------------------------------------------ subjects
+
+    def _live_pane(self) -> LiveViewPane | None:
+        """The live view pane of the active tab, if a live view is showing."""
+        active = self.tabs.active
+        if not active or active == DETAILS:
+            return None
+        try:
+            return self.query_one(f"#{active}-pane", LiveViewPane)
+        except NoMatches:  # a tab being removed has no pane any more
+            return None
+
+    def _selected_trace(self) -> str | None:
+        path = self.trace_tree.selected_path
+        if not path or path == MARKERS:
+            self.notify("Select a trace or a channel first.", severity="warning")
+            return None
+        return path.split("/")[0]
+
+    def _selected_channel(self, what: str) -> str | None:
+        path = self.trace_tree.selected_path
+        if not path or "/" not in path:
+            self.notify(f"Select a channel to {what}.", severity="warning")
+            return None
+        return path
+
+    # ------------------------------------------------------------------ actions
+
+    def action_new_trace(self) -> None:
+        from tracetui.screens.name_dialog import NameDialog
+
+        async def done(name: str | None) -> None:
+            if name and await self.run_verb("mkdir", name):
+                self.trace_tree.select_path(name)
+                self.notify(f"Trace {name} created with channel main.")
+
+        self.app.push_screen(
+            NameDialog("New trace", message="A trace name, e.g. mytrace.", placeholder="mytrace"),
+            done,
+        )
+
+    def action_new_channel(self) -> None:
+        from tracetui.screens.name_dialog import NameDialog
+
+        trace = self._selected_trace()
+        if trace is None:
+            return
+
+        async def done(name: str | None) -> None:
+            if name and await self.run_verb("mkdir", f"{trace}/{name}"):
+                self.trace_tree.select_path(f"{trace}/{name}")
+
+        self.app.push_screen(
+            NameDialog(
+                f"New channel in {trace}",
+                message="A channel name, e.g. processes.",
+                placeholder="processes",
+            ),
+            done,
+        )
+
+    def action_delete(self) -> None:
+        from tracetui.screens.confirm_dialog import ConfirmDialog
+
+        live = self._live_pane()
+        if live is not None:
+            self.close_live(live.channel)
+            return
+        path = self.trace_tree.selected_path
+        if not path or path == MARKERS:
+            self.notify("Select a trace or a channel to delete.", severity="warning")
+            return
+        what = f"channel {path}" if "/" in path else f"trace {path} and its channels"
+
+        async def done(yes: bool | None) -> None:
+            if yes and await self.run_verb("rmdir", path):
+                for view in [
+                    p for p in self._live_workers if p == path or p.startswith(path + "/")
+                ]:
+                    self.close_live(view)
+
+        self.app.push_screen(ConfirmDialog(f"Delete {what}?"), done)
+
+    async def action_allocate(self) -> None:
+        path = self.trace_tree.selected_path
+        if path and "/" not in path and path != MARKERS:
+            trace = self.state.trace(path)
+            for c in trace.channels if trace else ():
+                if not c.allocated and not await self.run_verb(
+                    "write", f"{path}/{c.name}/allocate", "1"
+                ):
+                    return
+            return
+        path = self._selected_channel("allocate")
+        chan = self.state.channel(path) if path else None
+        if path and chan:
+            await self.run_verb("write", f"{path}/allocate", "0" if chan.allocated else "1")
+
+    async def action_start_stop(self) -> None:
+        trace = self._selected_trace()
+        t = self.state.trace(trace) if trace else None
+        if t is not None:
+            await self.run_verb("write", f"{t.name}/start", "0" if t.recording else "1")
+
+    async def action_start(self) -> None:
+        trace = self._selected_trace()
+        if trace:
+            await self.run_verb("write", f"{trace}/start", "1")
+
+    async def action_stop(self) -> None:
+        trace = self._selected_trace()
+        if trace:
+            await self.run_verb("write", f"{trace}/start", "0")
+
+    async def action_snapshot(self) -> None:
+        trace = self._selected_trace()
+        if trace and await self.run_verb("write", f"{trace}/snapshot", "1"):
+            self.notify(f"Snapshot of {trace} written.")
+
+    async def action_toggle_flight(self) -> None:
+        path = self._selected_channel("toggle flight mode")
+        chan = self.state.channel(path) if path else None
+        if path and chan:
+            await self.run_verb("write", f"{path}/flight", "0" if chan.flight else "1")
+
+    async def action_toggle_global(self) -> None:
+        path = self._selected_channel("toggle global mode")
+        chan = self.state.channel(path) if path else None
+        if path and chan:
+            await self.run_verb("write", f"{path}/global", "0" if chan.is_global else "1")
+
+    def action_edit_filter(self) -> None:
+        from tracetui.screens.filter_dialog import FilterDialog
+
+        live = self._live_pane()
+        if live is not None:
+            view = live.view
+
+            def done_live(text: str | None) -> None:
+                if text is not None:
+                    view.set_name_filter(text)
+                    live.update_status()
+
+            rules = tuple(view.name_filter.split())
+            self.app.push_screen(
+                FilterDialog(f"Show events of {live.channel}", rules, kind="live"), done_live
+            )
+            return
+        path = self.trace_tree.selected_path
+        if not path or path == MARKERS:
+            self.notify("Select a trace, a channel or a live view to filter.", severity="warning")
+            return
+        self._edit_namespace_filter(path)
+
+    def _edit_namespace_filter(self, path: str) -> None:
+        from tracetui.screens.filter_dialog import FilterDialog
+
+        if "/" in path:
+            chan = self.state.channel(path)
+            if chan is None:
+                return
+            if path.endswith("/main"):
+                self.notify(
+                    "Channel main receives every event no other channel routes; "
+                    "edit the trace's filter or another channel's routing.",
+                    severity="warning",
+                )
+                return
+            title, rules, kind = f"Routing filter of {path}", chan.filter, "channel"
+        else:
+            trace = self.state.trace(path)
+            if trace is None:
+                return
+            title, rules, kind = f"Event filter of {path}", trace.filter, "trace"
+
+        async def done(text: str | None) -> None:
+            if text:
+                await self.run_verb("write", f"{path}/filter", text)
+
+        self.app.push_screen(FilterDialog(title, rules, kind=kind), done)
+
+    def action_open_live(self) -> None:
+        path = self._selected_channel("watch live")
+        if path:
+            self.open_live(path)
+
+    def action_pause_follow(self) -> None:
+        live = self._live_pane()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        live.view.toggle_follow()
+        live.update_status()
+
+    def action_search(self) -> None:
+        live = self._live_pane()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        live.open_search()
+
+    def action_toggle_time(self) -> None:
+        live = self._live_pane()
+        if live is not None:
+            live.view.action_toggle_time()
+            live.update_status()
+
+    def action_toggle_cpu(self) -> None:
+        live = self._live_pane()
+        if live is not None:
+            live.view.action_toggle_cpu()
+
+    def action_help(self) -> None:
+        from tracetui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    def action_quit(self) -> None:
+        self.app.exit()
+
+    # ------------------------------------------------------------------ live views
+
+    @property
+    def live_paths(self) -> list[str]:
+        """Channels with an open live view, in tab order."""
+        return [p.channel for p in self.query(LiveViewPane)]
+
+    def open_live(self, path: str, *, activate: bool = True) -> LiveViewPane:
+        """Open (or show) the live view of channel PATH."""
+        tab_id = live_tab_id(path)
+        existing = self.query(f"#{tab_id}-pane")
+        if existing:
+            if activate:
+                self.tabs.active = tab_id
+            return self.query_one(f"#{tab_id}-pane", LiveViewPane)
+        pane = LiveViewPane(path, history=self.history, id=f"{tab_id}-pane")
+        self._adding.append(self.tabs.add_pane(TabPane(f"live {path}", pane, id=tab_id)))
+        if activate:
+            self.tabs.active = tab_id
+            self.call_after_refresh(pane.view.focus)
+        if self.client is not None:
+            self._live_workers[path] = self._feed(path, pane.view)
+        return pane
+
+    async def views_mounted(self) -> None:
+        """Wait until the live views opened so far are mounted (their tabs can be activated)."""
+        adding, self._adding = self._adding, []
+        for pending in adding:
+            await pending
+
+    def close_live(self, path: str) -> None:
+        worker = self._live_workers.pop(path, None)
+        if worker is not None:
+            worker.cancel()
+        tab_id = live_tab_id(path)
+        if self.query(f"#{tab_id}"):
+            self.tabs.remove_pane(tab_id)
+        self.tabs.active = DETAILS
+        self.trace_tree.focus()
+
+    @work(group="live")
+    async def _feed(self, path: str, view: LiveView) -> None:
+        """Hand the daemon's live batches to the view (it drains them on its own timer)."""
+        watch = getattr(self.client, "watch", None)
+        if watch is None:
+            self.notify(
+                "This daemon's client has no live subscription yet; the view stays empty.",
+                severity="warning",
+            )
+            return
+        seen_dropped = 0  # LiveBatch.dropped_batches counts since the subscription began
+        try:
+            async for batch in watch(path):
+                dropped = max(0, batch.dropped_batches - seen_dropped)
+                seen_dropped = max(seen_dropped, batch.dropped_batches)
+                view.append_batch(batch.events, dropped)
+                for error in getattr(batch, "errors", ()):
+                    self.notify(f"Live view of {path}: {error}", severity="warning")
+        except TraceError as e:
+            self.notify(f"Live view of {path} stopped: {_sentence(e)}", severity="error")
+
+    # ------------------------------------------------------------------ layouts
+
+    def _views(self) -> list[layouts.ViewLayout]:
+        return [
+            layouts.ViewLayout(
+                channel=p.channel,
+                follow=p.view.follow,
+                name_filter=p.view.name_filter,
+                search=p.view.search_text,
+                show_cpu=p.view.show_cpu,
+                absolute_time=p.view.absolute_time,
+            )
+            for p in self.query(LiveViewPane)
+        ]
+
+    def _focus_name(self) -> str:
+        live = self._live_pane()
+        return f"view:{live.channel}" if live is not None else "tree"
+
+    def action_save_layout(self) -> None:
+        from tracetui.screens.name_dialog import NameDialog
+
+        async def done(name: str | None) -> None:
+            if name:
+                await self.save_layout(name)
+
+        self.app.push_screen(
+            NameDialog(
+                "Save layout",
+                message="A name (saved under your config directory) or a path ending in .toml.",
+                placeholder="session",
+                choices=layouts.list_layouts(self._layout_dir),
+                ok="Save",
+            ),
+            done,
+        )
+
+    async def save_layout(self, name_or_path: str) -> Path | None:
+        if self.client is None:
+            self.notify("Not connected to a daemon.", severity="error")
+            return None
+        try:
+            path = layouts.resolve(name_or_path, self._layout_dir)
+            layout = await layouts.capture(
+                self.client,
+                self._views(),
+                selected=self.trace_tree.selected_path,
+                focus=self._focus_name(),
+                history=self.history,
+            )
+            layouts.save(layout, path)
+        except (layouts.LayoutError, TraceError) as e:
+            self.notify(_sentence(e), title="Layout not saved", severity="error", timeout=8)
+            return None
+        self.notify(f"Layout saved to {path}.")
+        return path
+
+    def action_load_layout(self) -> None:
+        from tracetui.screens.name_dialog import NameDialog
+
+        async def done(name: str | None) -> None:
+            if name:
+                await self.load_layout(name)
+
+        self.app.push_screen(
+            NameDialog(
+                "Load layout",
+                message="A saved layout's name, or the path of a layout file.",
+                choices=layouts.list_layouts(self._layout_dir),
+                ok="Load",
+            ),
+            done,
+        )
+
+    async def load_layout(self, name_or_path: str) -> bool:
+        """Validate the whole file, then ask about conflicts, then recreate and reopen."""
+        from tracetui.screens.conflict_dialog import ConflictDialog
+
+        if self.client is None:
+            self.notify("Not connected to a daemon.", severity="error")
+            return False
+        try:
+            path = layouts.resolve(name_or_path, self._layout_dir)
+            layout = layouts.load(path)
+            plan = await layouts.plan(self.client, layout)
+        except (layouts.LayoutError, TraceError) as e:
+            self.notify(_sentence(e), title="Layout not loaded", severity="error", timeout=10)
+            return False
+        if plan.conflicts:
+
+            async def resolved(choice: str | None) -> None:
+                if choice is None:
+                    self.notify("Layout not loaded: nothing was changed.")
+                    return
+                res: dict[str, layouts.Resolution] = {
+                    c.trace: "replace" if choice == "replace" else "keep" for c in plan.conflicts
+                }
+                await self._apply_layout(plan, res, path)
+
+            self.app.push_screen(ConflictDialog(path.stem, plan.conflicts), resolved)
+            return True
+        return await self._apply_layout(plan, {}, path)
+
+    async def _apply_layout(
+        self, plan: layouts.Plan, resolutions: dict[str, layouts.Resolution], path: Path
+    ) -> bool:
+        assert self.client is not None
+        try:
+            done = await layouts.apply(self.client, plan, resolutions)
+        except TraceError as e:
+            self.notify(_sentence(e), title="Layout not loaded", severity="error", timeout=10)
+            await self.refresh_state()
+            return False
+        await self.refresh_state()
+        layout = plan.layout
+        self.history = layout.history
+        for v in layout.views:
+            pane = self.open_live(v.channel, activate=False)
+            pane.view.follow = v.follow
+            pane.view.show_cpu = v.show_cpu
+            pane.view.absolute_time = v.absolute_time
+            if v.name_filter:
+                pane.view.set_name_filter(v.name_filter)
+            pane.view.search_text = v.search
+        await self.views_mounted()
+        for v in layout.views:
+            pane = self.query_one(f"#{live_tab_id(v.channel)}-pane", LiveViewPane)
+            pane.update_status()
+        if layout.selected:
+            self.trace_tree.select_path(layout.selected)
+        if layout.focus and layout.focus.startswith("view:"):
+            channel = layout.focus.removeprefix("view:")
+            if channel in self.live_paths:
+                self.tabs.active = live_tab_id(channel)
+                pane = self.query_one(f"#{live_tab_id(channel)}-pane", LiveViewPane)
+                self.call_after_refresh(pane.view.focus)
+        else:
+            self.tabs.active = DETAILS
+            self.trace_tree.focus()
+        kept = [c.trace for c in plan.conflicts if resolutions.get(c.trace, "keep") == "keep"]
+        summary = f"Layout {path.stem} loaded"
+        if done:
+            summary += f": created {', '.join(done)}"
+        if kept:
+            summary += f"; kept existing {', '.join(kept)}"
+        self.notify(summary + ".")
+        return True
+
+    # ------------------------------------------------------------------ command palette
+
+    def palette_commands(self) -> Iterator[tuple[str, str, Any]]:
+        """(title, help, callback) for every console command."""
+        for cmd in PALETTE:
+            yield cmd.title, cmd.help, getattr(self, f"action_{cmd.action}")
+
+
+def _sentence(e: BaseException) -> str:
+    """An error as one sentence: capitalised, ending with a full stop."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

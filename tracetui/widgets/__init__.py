@@ -1,0 +1,1 @@
+"""Widgets of the tracetui console (and the plain state they draw)."""
