@@ -113,6 +113,7 @@ struct buf_ctl {
     _Atomic uint64_t bytes_published;
     _Atomic uint64_t packets;
     _Atomic uint64_t stuck_packets;
+    _Atomic uint64_t reported_lost;  /* highest events_discarded a packet carries */
     /* Consumer-only. */
     uint64_t consumed_recs;
     uint64_t consumed_packets;
@@ -401,10 +402,16 @@ static void publish(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_
     m->last_recs = recs;
     m->nrec = nrec;
     char *p = slot_data(c, b, k);
+    uint64_t lost = atomic_load_explicit(&bc->discarded, memory_order_relaxed) +
+                    atomic_load_explicit(&bc->too_big, memory_order_relaxed);
     put_u64(p + 32, m->ts_end);
     put_u64(p + 40, m->content_end * 8);
-    put_u64(p + 64, atomic_load_explicit(&bc->discarded, memory_order_relaxed) +
-                        atomic_load_explicit(&bc->too_big, memory_order_relaxed));
+    put_u64(p + 64, lost);
+    uint64_t seen = atomic_load_explicit(&bc->reported_lost, memory_order_relaxed);
+    while (seen < lost && !atomic_compare_exchange_weak_explicit(
+                              &bc->reported_lost, &seen, lost, memory_order_relaxed,
+                              memory_order_relaxed))
+        ;
     atomic_fetch_add_explicit(&bc->recs_published, nrec, memory_order_relaxed);
     atomic_fetch_add_explicit(&bc->bytes_published, m->content_end - TTRB_PACKET_HEADER_SIZE,
                               memory_order_relaxed);
@@ -639,6 +646,34 @@ int ttrb_put_subbuf(struct ttrb_chan *c, uint32_t b)
     return 0;
 }
 
+/*
+ * Every sub-buffer is closed, yet records were lost since the last packet
+ * was finalized: write an empty packet whose context carries the count, so
+ * readers can report those losses (a trace must not end with losses no
+ * packet mentions).  Only into a free slot: never overwrites anything.
+ */
+static int flush_losses(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t o,
+                        uint64_t ts)
+{
+    uint64_t lost = atomic_load_explicit(&bc->discarded, memory_order_relaxed) +
+                    atomic_load_explicit(&bc->too_big, memory_order_relaxed);
+    if (lost == atomic_load_explicit(&bc->reported_lost, memory_order_relaxed))
+        return 0;
+    uint64_t k = o >> c->sb_shift;
+    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    if (k - cnum >= c->n_subbuf)
+        return 0; /* no free slot: the next flush, after the consumer, will do it */
+    if (!atomic_compare_exchange_strong_explicit(&bc->write_off, &o, o + c->subbuf_size,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return 0; /* a writer opened it: its packet will carry the count */
+    switch_subbuf(c, b, bc, o, ts, 0, 1);
+    struct slot_meta *m = meta_of(c, bc, k);
+    m->content_end = TTRB_PACKET_HEADER_SIZE;
+    m->ts_end = ts;
+    commit_bytes(c, b, bc, k, c->subbuf_size);
+    return 1;
+}
+
 int ttrb_flush(struct ttrb_chan *c, uint32_t b)
 {
     if (b >= c->nbuf)
@@ -650,7 +685,7 @@ int ttrb_flush(struct ttrb_chan *c, uint32_t b)
         uint64_t ts = rdtsc_ordered();
         uint64_t pos = o & (sb - 1);
         if (pos == 0)
-            return 0;
+            return flush_losses(c, b, bc, o, ts);
         if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o - pos + sb,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed)) {

@@ -156,7 +156,9 @@ int ttrb_get_subbuf(struct ttrb_chan *chan, uint32_t buffer,
                     const char **data, uint32_t *size);
 int ttrb_put_subbuf(struct ttrb_chan *chan, uint32_t buffer);
 
-/* Close the current partial sub-buffer now, if it holds records.
+/* Close the current partial sub-buffer now, if it holds records.  When none
+ * is open but records were lost since the last packet, write an empty packet
+ * carrying the new events_discarded count (if a sub-buffer is free).
  * Return: 1 if a packet was closed, 0 if there was nothing to close. */
 int ttrb_flush(struct ttrb_chan *chan, uint32_t buffer);
 

@@ -227,8 +227,30 @@ def test_flush_closes_partial_packet_with_end_timestamp(chan_factory) -> None:
     assert [(r[0], REC.unpack(r[2])) for r in recs] == [(9, (1, 1, 1))]
     ts_begin, ts_end = h[3], h[4]
     assert t0 <= ts_begin == recs[0][1] <= ts_end <= buffers.clock_now()
-    assert h[8] == 0  # sequence number
+    assert h[7] == 0  # sequence number
+    assert h[8] == 0  # events discarded
     assert h[9] == 0  # cpu id of a global buffer
+
+
+def test_losses_after_the_last_packet_reach_an_empty_packet(chan_factory) -> None:
+    ch = chan_factory(size=4096, n=2, is_global=True)
+    per_packet = (4096 - buffers.PACKET_HEADER_SIZE) // buffers.EVENT_HEADER_SIZE
+    for _ in range(2 * per_packet):  # both sub-buffers exactly full: none is open
+        assert ch.write(1, b"")
+    for _ in range(5):
+        assert not ch.write(1, b"")
+    assert ch.flush() == 0  # no free sub-buffer yet: nothing can carry the count
+    got = drain(ch, 0)
+    assert [len(r) for _, r in got] == [per_packet, per_packet]
+    assert ch.flush() == 1
+    pkt = ch.get_packet(0)
+    assert pkt is not None
+    h, recs = parse_packet(bytes(pkt), 0)
+    ch.put_packet(0)
+    assert recs == [] and h[7] == 2  # an empty packet, the third of the buffer
+    assert h[8] == 5  # events_discarded: the five records lost after the last packet
+    assert h[3] <= h[4]
+    assert ch.flush() == 0  # reported once
 
 
 def test_get_twice_without_put_is_ebusy(chan_factory) -> None:

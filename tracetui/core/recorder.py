@@ -204,6 +204,9 @@ class Recorder:
                 self._write_flight(t, c, w)
             else:
                 self._drain(t, c, w, budget=None)
+                # Losses after the last packet: once drained, an empty packet can carry them.
+                if c.buffers.flush():
+                    self._drain(t, c, w, budget=None)
         try:
             w.sync()
         finally:
