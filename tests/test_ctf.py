@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.tracefiles import TraceBuilder
 
 from tracetui.core import buffers
 from tracetui.core.ctf import (
@@ -51,58 +52,9 @@ LATE = Marker.make(7, "late_marker", "string %s event %u")  # TSDL keywords as n
 EMPTY = Marker.make(3, "empty_event", "")
 
 
-class Recorder:
-    """Real channels, a TraceWriter, and the consumer loop of the daemon."""
-
-    def __init__(self, path: Path, markers: list[Marker]) -> None:
-        self.path = path
-        self.uuid = uuid.uuid4().bytes
-        self.cal = buffers.calibrate(0.005)
-        self.writer = TraceWriter(path, uuid=self.uuid, calibration=self.cal, markers=markers)
-        self.markers = {m.id: m for m in markers}
-        self.channels: dict[str, buffers.Channel] = {}
-
-    def channel(
-        self, name: str, *, nbuf: int = 2, is_global: bool = False, flight: bool = False,
-        subbuf: int = 4096, n_subbuf: int = 4,
-    ) -> buffers.Channel:  # fmt: skip
-        shm = f"/tt-test-ctf-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        ch = buffers.Channel.create(
-            shm, subbuf, n_subbuf, nbuf=nbuf, is_global=is_global, flight=flight, uuid=self.uuid
-        )
-        ch.unlink()  # the mapping lives on; nothing is left in /dev/shm
-        self.channels[name] = ch
-        return ch
-
-    def emit(self, channel: str, marker: Marker, *args: Any, buffer: int | None = None) -> bool:
-        if marker.id not in self.markers:
-            self.writer.add_marker(marker)
-            self.markers[marker.id] = marker
-        return self.channels[channel].write(marker.id, marker.format.encode(*args), buffer)
-
-    def drain(self) -> None:
-        for name, ch in self.channels.items():
-            for b in range(ch.nbuf):
-                while (p := ch.get_packet(b)) is not None:
-                    self.writer.write_packet(name, b, p)
-                    ch.put_packet(b)
-
-    def finish(self) -> None:
-        for ch in self.channels.values():
-            ch.flush()
-        self.drain()
-        self.close()
-
-    def close(self) -> None:
-        for ch in self.channels.values():
-            ch.close()
-        self.channels.clear()
-        self.writer.close()
-
-
 @pytest.fixture
-def rec(tmp_path: Path) -> Iterator[Recorder]:
-    r = Recorder(tmp_path / "trace", [SWITCH, ALL, EMPTY])
+def rec(tmp_path: Path) -> Iterator[TraceBuilder]:
+    r = TraceBuilder(tmp_path / "trace", [SWITCH, ALL, EMPTY])
     yield r
     r.close()
 
@@ -186,7 +138,7 @@ def assert_same_events(bt: list[tuple[Any, ...]], mine: list[tuple[Any, ...]]) -
 
 
 @needs_bt2
-def test_babeltrace2_reads_what_the_reader_reads(rec: Recorder) -> None:
+def test_babeltrace2_reads_what_the_reader_reads(rec: TraceBuilder) -> None:
     rec.channel("main", nbuf=2)
     rec.channel("io", is_global=True)
     expected = []
@@ -228,7 +180,7 @@ def test_babeltrace2_reads_what_the_reader_reads(rec: Recorder) -> None:
 
 
 @needs_bt2
-def test_wall_clock_matches_babeltrace2_to_the_nanosecond(rec: Recorder) -> None:
+def test_wall_clock_matches_babeltrace2_to_the_nanosecond(rec: TraceBuilder) -> None:
     rec.channel("main", nbuf=1)
     for i in range(50):
         rec.emit("main", SWITCH, i, i, "x")
@@ -247,14 +199,14 @@ def test_wall_clock_matches_babeltrace2_to_the_nanosecond(rec: Recorder) -> None
 
 
 @needs_bt2
-def test_marker_registered_after_start_is_appended(rec: Recorder) -> None:
+def test_marker_registered_after_start_is_appended(rec: TraceBuilder) -> None:
     rec.channel("main", nbuf=1)
     rec.emit("main", SWITCH, 1, 2, "before")
     rec.drain()  # nothing to drain yet: the packet is still open
     rec.channels["main"].flush()
     rec.drain()
     size_before = (rec.path / METADATA).stat().st_size
-    rec.emit("main", LATE, "after", 9)  # Recorder.emit declares it first
+    rec.emit("main", LATE, "after", 9)  # TraceBuilder.emit declares it first
     rec.finish()
     text = (rec.path / METADATA).read_text()
     assert len(text) > size_before and text.count("event {") == 4
@@ -268,7 +220,7 @@ def test_marker_registered_after_start_is_appended(rec: Recorder) -> None:
 
 
 @needs_bt2
-def test_discarded_events_counted_alike(rec: Recorder) -> None:
+def test_discarded_events_counted_alike(rec: TraceBuilder) -> None:
     ch = rec.channel("main", nbuf=2, n_subbuf=2)
     emitted = [0, 0]
     # No consumer for a while: both sub-buffers fill, later records are dropped.
@@ -300,7 +252,7 @@ def test_discarded_events_counted_alike(rec: Recorder) -> None:
 
 
 @needs_bt2
-def test_flight_snapshots_report_overwritten_packets_alike(rec: Recorder) -> None:
+def test_flight_snapshots_report_overwritten_packets_alike(rec: TraceBuilder) -> None:
     ch = rec.channel("flight", nbuf=1, n_subbuf=4, flight=True)
     n = 0
 
@@ -380,7 +332,7 @@ def test_writer_resumes_its_own_trace_and_refuses_others(tmp_path: Path) -> None
         w.add_marker(Marker.make(0, "other", "a %d"))
 
 
-def test_writer_skips_packets_already_written_and_resumes_sequence(rec: Recorder) -> None:
+def test_writer_skips_packets_already_written_and_resumes_sequence(rec: TraceBuilder) -> None:
     ch = rec.channel("main", nbuf=1)
     rec.emit("main", SWITCH, 1, 1, "a")
     ch.flush()
@@ -395,7 +347,7 @@ def test_writer_skips_packets_already_written_and_resumes_sequence(rec: Recorder
     assert (rec.path / "main_0").stat().st_size == len(packet)
 
 
-def test_writer_rejects_what_is_not_a_packet_of_this_trace(rec: Recorder) -> None:
+def test_writer_rejects_what_is_not_a_packet_of_this_trace(rec: TraceBuilder) -> None:
     ch = rec.channel("main", nbuf=1)
     rec.emit("main", SWITCH, 1, 1, "a")
     ch.flush()
@@ -411,7 +363,7 @@ def test_writer_rejects_what_is_not_a_packet_of_this_trace(rec: Recorder) -> Non
     assert stream_file_name("io.disk-2", 3) == "io.disk-2_3"
 
 
-def test_packets_are_stored_exactly_as_the_buffer_made_them(rec: Recorder) -> None:
+def test_packets_are_stored_exactly_as_the_buffer_made_them(rec: TraceBuilder) -> None:
     ch = rec.channel("main", nbuf=1)
     rec.emit("main", SWITCH, 5, 6, "raw")
     ch.flush()

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.tracefiles import TraceBuilder
 
 from tracetui.cmd_dump import event_json
-from tracetui.core import buffers
-from tracetui.core.ctf import METADATA, PACKET_HEADER_SIZE, Marker, TraceClock, TraceWriter
+from tracetui.core.ctf import METADATA, PACKET_HEADER_SIZE, Marker, TraceClock
 from tracetui.core.reader import Event, EventDecoder, Loss, Stream, Trace, TraceFormatError
 
 BT2 = shutil.which("babeltrace2") or "/usr/bin/babeltrace2"
@@ -30,49 +30,14 @@ SWITCH = Marker.make(0, "sched_switch", "prev_pid %d next_pid %d comm %s")
 TICK = Marker.make(1, "timer_tick", "n %llu mask %x ptr %p c %c f %f")
 
 
-class Recorder:
-    """Real channels, a TraceWriter, and the consumer loop of the daemon."""
-
-    def __init__(self, path: Path, markers: list[Marker]) -> None:
-        self.path = path
-        self.uuid = uuid.uuid4().bytes
-        self.cal = buffers.calibrate(0.005)
-        self.writer = TraceWriter(path, uuid=self.uuid, calibration=self.cal, markers=markers)
-        self.channels: dict[str, buffers.Channel] = {}
-
-    def channel(self, name: str, nbuf: int = 2, n_subbuf: int = 4) -> buffers.Channel:
-        shm = f"/tt-test-reader-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        ch = buffers.Channel.create(shm, 4096, n_subbuf, nbuf=nbuf, uuid=self.uuid)
-        ch.unlink()
-        self.channels[name] = ch
-        return ch
-
-    def emit(self, channel: str, marker: Marker, *args: Any, buffer: int | None = None) -> bool:
-        return self.channels[channel].write(marker.id, marker.format.encode(*args), buffer)
-
-    def drain(self) -> None:
-        for name, ch in self.channels.items():
-            ch.flush()
-            for b in range(ch.nbuf):
-                while (p := ch.get_packet(b)) is not None:
-                    self.writer.write_packet(name, b, p)
-                    ch.put_packet(b)
-
-    def close(self) -> None:
-        for ch in self.channels.values():
-            ch.close()
-        self.channels.clear()
-        self.writer.close()
-
-
 @pytest.fixture
-def rec(tmp_path: Path) -> Iterator[Recorder]:
-    r = Recorder(tmp_path / "trace", [SWITCH, TICK])
+def rec(tmp_path: Path) -> Iterator[TraceBuilder]:
+    r = TraceBuilder(tmp_path / "trace", [SWITCH, TICK])
     yield r
     r.close()
 
 
-def busy_trace(rec: Recorder, n: int = 3000) -> list[tuple[str, int, int]]:
+def busy_trace(rec: TraceBuilder, n: int = 3000) -> list[tuple[str, int, int]]:
     """Three streams interleaving finely; returns (channel, cpu, seq) in emit order."""
     rec.channel("main", nbuf=2)
     rec.channel("irq", nbuf=1)
@@ -86,8 +51,8 @@ def busy_trace(rec: Recorder, n: int = 3000) -> list[tuple[str, int, int]]:
             rec.emit("main", SWITCH, i, b, f"task-{i % 13}", buffer=b)
             order.append(("main", b, i))
         if i % 500 == 0:
-            rec.drain()
-    rec.drain()
+            rec.drain(flush=True)
+    rec.drain(flush=True)
     rec.close()
     return order
 
@@ -105,7 +70,7 @@ def dump(path: Path, *opts: str, **kw: Any) -> subprocess.CompletedProcess[str]:
 # -- merging and decoding -----------------------------------------------------------
 
 
-def test_streams_merge_in_timestamp_order(rec: Recorder) -> None:
+def test_streams_merge_in_timestamp_order(rec: TraceBuilder) -> None:
     order = busy_trace(rec)
     trace = Trace(rec.path)
     assert trace.channels == ["irq", "main"] and len(trace.streams) == 3
@@ -120,10 +85,10 @@ def test_streams_merge_in_timestamp_order(rec: Recorder) -> None:
     assert [e.tsc for batch in trace.batches() for e in batch] == ticks
 
 
-def test_event_fields_and_clocks(rec: Recorder) -> None:
+def test_event_fields_and_clocks(rec: TraceBuilder) -> None:
     rec.channel("irq", nbuf=1)
     rec.emit("irq", TICK, 2**64 - 1, 0xABC, 0x7FFF0000, "Z", -0.25)
-    rec.drain()
+    rec.drain(flush=True)
     rec.close()
     (e,) = list(Trace(rec.path))
     assert isinstance(e, Event)
@@ -134,7 +99,7 @@ def test_event_fields_and_clocks(rec: Recorder) -> None:
     assert "timer_tick" in repr(e) and "'c': 'Z'" in repr(e)
 
 
-def test_losses_are_reported_where_they_happened(rec: Recorder) -> None:
+def test_losses_are_reported_where_they_happened(rec: TraceBuilder) -> None:
     ch = rec.channel("main", nbuf=1, n_subbuf=2)
     emitted = 0
     for rnd in range(4):
@@ -143,7 +108,7 @@ def test_losses_are_reported_where_they_happened(rec: Recorder) -> None:
         for i in range(1200 if rnd < 3 else 5):
             rec.emit("main", SWITCH, i, rnd, "x")
             emitted += 1
-        rec.drain()
+        rec.drain(flush=True)
     assert ch.stats().discarded > 0
     rec.close()
     items = list(Trace(rec.path))
@@ -163,7 +128,7 @@ def test_losses_are_reported_where_they_happened(rec: Recorder) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists(BT2), reason="babeltrace2 is not installed")
-def test_an_empty_packet_carries_the_last_losses(rec: Recorder) -> None:
+def test_an_empty_packet_carries_the_last_losses(rec: TraceBuilder) -> None:
     """Discards after the last packet reach a trace only in a later packet.
 
     The backend cannot close an empty sub-buffer yet, so this stands in for
@@ -174,7 +139,7 @@ def test_an_empty_packet_carries_the_last_losses(rec: Recorder) -> None:
     rec.channel("main", nbuf=1)
     for i in range(20):
         rec.emit("main", SWITCH, i, 0, "x")
-    rec.drain()
+    rec.drain(flush=True)
     rec.close()
     stream = rec.path / "main_0"
     last = bytearray(stream.read_bytes()[-4096:])
@@ -195,7 +160,7 @@ def test_an_empty_packet_carries_the_last_losses(rec: Recorder) -> None:
     assert dump(rec.path).stdout.splitlines()[-1].endswith("cpu 0 main LOST 42 events")
 
 
-def test_decode_all_reads_bare_record_batches(rec: Recorder) -> None:
+def test_decode_all_reads_bare_record_batches(rec: TraceBuilder) -> None:
     ch = rec.channel("main", nbuf=1)
     for i in range(10):
         rec.emit("main", SWITCH, i, -i, f"c{i}")
@@ -218,7 +183,7 @@ def test_decode_all_reads_bare_record_batches(rec: Recorder) -> None:
         dec.decode_all(raw[PACKET_HEADER_SIZE:content])
 
 
-def test_empty_trace_reads_as_nothing(rec: Recorder) -> None:
+def test_empty_trace_reads_as_nothing(rec: TraceBuilder) -> None:
     rec.close()
     assert list(Trace(rec.path)) == []
     r = dump(rec.path)
@@ -255,7 +220,7 @@ def test_not_a_trace(tmp_path: Path) -> None:
     assert "packetized" in one_sentence(err)
 
 
-def test_corrupt_streams(rec: Recorder, tmp_path: Path) -> None:
+def test_corrupt_streams(rec: TraceBuilder, tmp_path: Path) -> None:
     busy_trace(rec, 1200)
     good = (rec.path / "main_0").read_bytes()
     assert len(good) >= 2 * 4096
@@ -300,7 +265,7 @@ def test_dump_of_a_non_trace_is_one_sentence(tmp_path: Path) -> None:
 _DUMP_RE = re.compile(r"^\[(\d\d:\d\d:\d\d\.\d{9})\] cpu (\d+) (\w+) (\w+)(: .*)?$")
 
 
-def test_dump_text_lines(rec: Recorder) -> None:
+def test_dump_text_lines(rec: TraceBuilder) -> None:
     order = busy_trace(rec, 600)
     r = dump(rec.path)
     assert r.returncode == 0 and r.stderr == ""
@@ -315,7 +280,7 @@ def test_dump_text_lines(rec: Recorder) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists(BT2), reason="babeltrace2 is not installed")
-def test_dump_times_are_babeltrace2_times(rec: Recorder) -> None:
+def test_dump_times_are_babeltrace2_times(rec: TraceBuilder) -> None:
     busy_trace(rec, 600)
     env = {**os.environ, "TZ": "UTC"}
     bt = subprocess.run([BT2, str(rec.path)], capture_output=True, text=True, env=env, check=True)
@@ -324,15 +289,15 @@ def test_dump_times_are_babeltrace2_times(rec: Recorder) -> None:
     assert re.findall(r"^\[([\d:.]+)\]", mine.stdout, re.M) == bt_times
 
 
-def test_dump_json(rec: Recorder) -> None:
+def test_dump_json(rec: TraceBuilder) -> None:
     rec.channel("main", nbuf=1, n_subbuf=2)
     rec.emit("main", TICK, 1, 2, 3, "\0", float("inf"))
     for i in range(1500):
         rec.emit("main", SWITCH, i, 0, 'q"uote\n')
-    rec.drain()
+    rec.drain(flush=True)
     for i in range(5):
         rec.emit("main", SWITCH, i, 1, "after")
-    rec.drain()
+    rec.drain(flush=True)
     rec.close()
     r = dump(rec.path, "--json")
     assert r.returncode == 0
@@ -350,17 +315,17 @@ def test_dump_json(rec: Recorder) -> None:
     assert docs == [event_json(x) for x in Trace(rec.path)]
 
 
-def test_dump_escapes_what_could_drive_a_terminal(rec: Recorder) -> None:
+def test_dump_escapes_what_could_drive_a_terminal(rec: TraceBuilder) -> None:
     rec.channel("main", nbuf=1)
     rec.emit("main", SWITCH, 1, 2, "red\x1b[31m\\ \u00e9")
-    rec.drain()
+    rec.drain(flush=True)
     rec.close()
     r = dump(rec.path)
     assert "\x1b" not in r.stdout
     assert r.stdout.rstrip("\n").endswith('comm="red\\u001b[31m\\\\ \u00e9"')
 
 
-def test_dump_into_a_closed_pipe_is_quiet(rec: Recorder) -> None:
+def test_dump_into_a_closed_pipe_is_quiet(rec: TraceBuilder) -> None:
     busy_trace(rec, 3000)
     p = subprocess.Popen(
         [sys.executable, "-m", "tracetui", "dump", str(rec.path)],
