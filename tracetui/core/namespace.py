@@ -454,13 +454,7 @@ class Namespace:
             else:
                 self.stop(t)
         elif name == "filter":
-            try:
-                changed = t.filter.apply(value)
-            except ValueError as e:
-                raise _err(errno.EINVAL, f"{path}: {e}") from None
-            if changed:
-                for h in self.hooks.filter_changed:
-                    h(t, None)
+            self._apply_filter(t, None, t.filter, path, value)
             self._emit("write", path, t.filter.text())
         elif name == "output":
             if t.running:
@@ -526,16 +520,22 @@ class Namespace:
                     )
                 self._free(t, c)
         elif name == "filter":
-            try:
-                changed = c.filter.apply(value)
-            except ValueError as e:
-                raise _err(errno.EINVAL, f"{path}: {e}") from None
-            if changed:
-                for h in self.hooks.filter_changed:
-                    h(t, c)
+            self._apply_filter(t, c, c.filter, path, value)
         else:
             raise _err(errno.EACCES, f"{path} is read-only")
         self._emit("write", path, self._read_channel_file(c, name))
+
+    def _apply_filter(
+        self, t: Trace, c: TraceChannel | None, rules: FilterRules, path: str, value: str
+    ) -> None:
+        """Apply filter rules (all or nothing); tell the hooks when routing may have moved."""
+        try:
+            changed = rules.apply(value)
+        except ValueError as e:
+            raise _err(errno.EINVAL, f"{path}: {e}") from None
+        if changed:
+            for h in self.hooks.filter_changed:
+                h(t, c)
 
     # ------------------------------------------------------------------------- actions
 
