@@ -27,15 +27,13 @@ from typing import Any
 
 from tracetui.core import protocol as P
 from tracetui.core import recording_protocol as R
-from tracetui.core import runtime
 from tracetui.core.buffers import GRACE_S, BufferError, Channel
+from tracetui.core.client import _ANC_SIZE, _Conn
 from tracetui.core.errors import TraceError
 
 PING_S = 1.0
 DEAD_S = 3.5  # no message from the daemon for this long: it is gone
 RETRY_S = 0.5
-SCM_CREDENTIALS = 2
-_CRED = struct.Struct("=iII")
 
 
 class ProbeClient:
@@ -48,7 +46,7 @@ class ProbeClient:
         self._pending: list[Any] = []
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
-        self._daemon_uid = -1
+        self._conn: _Conn | None = None
         self._seq = 0
         self._by_id: dict[int, Any] = {}
         self._awaiting: dict[str, Any] = {}
@@ -110,14 +108,9 @@ class ProbeClient:
                 time.sleep(RETRY_S)
 
     def _connect(self) -> None:
-        info = runtime.read_port_file(runtime.runtime_dir(self._runtime_dir))
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 2)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        s.bind((0, 0))
-        s.connect((info.port, 0))
-        self._sock = s
-        self._daemon_uid = info.uid
+        # The clients' rendezvous: port file, connected socket, the uid replies must carry.
+        self._conn = _Conn(self._runtime_dir, timeout=DEAD_S)
+        self._sock = self._conn.sock
 
     def _session(self) -> None:
         self._connect()
@@ -159,23 +152,17 @@ class ProbeClient:
         got = False
         while True:
             try:
-                data, anc, _, _ = self._sock.recvmsg(
-                    1 << 16, socket.CMSG_SPACE(_CRED.size), socket.MSG_DONTWAIT
-                )
+                data, anc, _, _ = self._sock.recvmsg(1 << 16, _ANC_SIZE, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return got
-            if not self._from_daemon(anc):
-                continue
+            try:
+                assert self._conn is not None
+                self._conn.check_sender(anc)
+            except TraceError:
+                continue  # not from the daemon's uid: a squatter, ignored
             got = True
             for hdr, payload in P.iter_messages(data):
                 self._handle(hdr, payload)
-
-    def _from_daemon(self, anc: list[tuple[int, int, bytes]]) -> bool:
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == SCM_CREDENTIALS and len(cdata) >= _CRED.size:
-                _, uid, _ = _CRED.unpack_from(cdata)
-                return uid in (self._daemon_uid, 0)
-        return False
 
     def _handle(self, hdr: P.Header, payload: memoryview) -> None:
         if hdr.type == R.TT_MARKER:
@@ -245,6 +232,7 @@ class ProbeClient:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            self._conn = None
 
     def _send(self, msg: bytes) -> None:
         assert self._sock is not None
