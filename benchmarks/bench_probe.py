@@ -10,15 +10,22 @@ call - the same bare loop) / count:
   py_disabled_ns   `if m.enabled: m(a, b, c)` with the marker disabled (no trace wants it)
   py_emit_ints_ns  `m(a, b, c)`, three integers (%d %d %lu)
   py_emit_str_ns   `m(a, b, s)`, two integers and a 16-character string
+
+and, measured in the same run so ratios survive a noisy machine (DESIGN.md's references):
+
+  ref_logging_filtered_ns  `log.debug(...)` with the level above DEBUG
+  ref_logging_file_ns      `log.info("... %d %d %s", a, b, s)` to a file under /tmp
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TRACETUI_RUNTIME_DIR", f"/tmp/tracetui-bench-{os.getpid()}")
@@ -57,6 +64,27 @@ def emit_str(m, count: int) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter_ns() - t0
 
 
+def logging_refs(count: int) -> tuple[float, float]:
+    log = logging.getLogger("tracetui-bench")
+    log.propagate = False
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-log-") as f:
+        handler = logging.FileHandler(f.name)
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        s = "sixteen-chars-ab"
+        t0 = time.perf_counter_ns()
+        for i in range(count):
+            log.debug("pid %d tid %d comm %s", i, 2, s)
+        t1 = time.perf_counter_ns()
+        n = max(1, count // 20)  # to a file is slow: fewer calls
+        for i in range(n):
+            log.info("pid %d tid %d comm %s", i, 2, s)
+        t2 = time.perf_counter_ns()
+        log.removeHandler(handler)
+        handler.close()
+    return (t1 - t0 - _bare(count)) / count, (t2 - t1) / n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -77,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             "py_disabled_ns": [],
             "py_emit_ints_ns": [],
             "py_emit_str_ns": [],
+            "ref_logging_filtered_ns": [],
+            "ref_logging_file_ns": [],
         }
         n = args.count
         for _ in range(args.repeat):
@@ -84,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             runs["py_disabled_ns"].append((disabled(off, n) - base) / n)
             runs["py_emit_ints_ns"].append((emit_ints(ints, n) - base) / n)
             runs["py_emit_str_ns"].append((emit_str(strs, n) - base) / n)
+            filtered, to_file = logging_refs(n)
+            runs["ref_logging_filtered_ns"].append(filtered)
+            runs["ref_logging_file_ns"].append(to_file)
         recorded = ch.stats().recorded
         assert recorded == 2 * n * args.repeat, "every emitted event must have been recorded"
     finally:

@@ -501,34 +501,34 @@ static int make_room(struct ttrb_chan *c, struct buf_ctl *bc, uint64_t k)
     return 0;
 }
 
-int ttrb_reserve(struct ttrb_chan *c, int buffer, uint16_t id, uint32_t len,
-                 struct ttrb_resv *r)
+/* Slow path of reserve: the record opens a sub-buffer (closing the open one
+ * first if any).  Kept out of line so the fast path inlines small. */
+static __attribute__((noinline)) int reserve_slow(struct ttrb_chan *c, uint32_t b,
+                                                  struct buf_ctl *bc, uint64_t o,
+                                                  uint64_t rlen, uint16_t id,
+                                                  struct ttrb_resv *r)
 {
-    uint32_t b = pick_buffer(c, buffer);
-    struct buf_ctl *bc = ctl_of(c, b);
     uint64_t sb = c->subbuf_size;
-    uint64_t rlen = (uint64_t)len + TTRB_EVENT_HEADER_SIZE;
-    uint64_t o, ts, start, pos;
-    int close_old, open_new;
-
-    if (unlikely(rlen + TTRB_PACKET_HEADER_SIZE > sb)) {
-        atomic_fetch_add_explicit(&bc->too_big, 1, memory_order_relaxed);
-        return -E2BIG;
-    }
-    o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    uint64_t ts, start, pos;
+    int close_old;
     for (;;) {
         ts = rdtsc_ordered();
         pos = o & (sb - 1);
-        if (likely(pos != 0 && pos + rlen <= sb)) {
-            start = o;
-            close_old = open_new = 0;
+        if (pos != 0 && pos + rlen <= sb) {
+            /* Someone opened it meanwhile: an ordinary reservation. */
             if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o + rlen,
                                                       memory_order_relaxed,
-                                                      memory_order_relaxed))
-                break;
+                                                      memory_order_relaxed)) {
+                start = o;
+                char *p = slot_data(c, b, start >> c->sb_shift) + pos;
+                memcpy(p, &id, 2);
+                memcpy(p + 2, &ts, 8);
+                r->payload = p + TTRB_EVENT_HEADER_SIZE;
+                r->offset = start;
+                goto done;
+            }
             continue;
         }
-        /* Opening sub-buffer k (closing the one at o first if it is open). */
         close_old = pos != 0;
         uint64_t k = (o >> c->sb_shift) + (close_old ? 1 : 0);
         int rc = make_room(c, bc, k);
@@ -540,25 +540,21 @@ int ttrb_reserve(struct ttrb_chan *c, int buffer, uint16_t id, uint32_t len,
             atomic_fetch_add_explicit(&bc->discarded, 1, memory_order_relaxed);
             return rc;
         }
-        open_new = 1;
         start = (k << c->sb_shift) + TTRB_PACKET_HEADER_SIZE;
         if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, start + rlen,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
     }
-    if (unlikely(open_new))
-        switch_subbuf(c, b, bc, o, ts, close_old, 1);
-    char *p = slot_data(c, b, start >> c->sb_shift) + (start & (sb - 1));
+    switch_subbuf(c, b, bc, o, ts, close_old, 1);
+    char *p = slot_data(c, b, start >> c->sb_shift) + TTRB_PACKET_HEADER_SIZE;
     memcpy(p, &id, 2);
     memcpy(p + 2, &ts, 8);
-    r->chan = c;
     r->payload = p + TTRB_EVENT_HEADER_SIZE;
-    r->offset = open_new ? start - TTRB_PACKET_HEADER_SIZE : start;
-    r->buffer = b;
-    r->len = len;
-    /* An exact fit closes the sub-buffer: this writer is its closer. */
-    if (unlikely(((start + rlen) & (sb - 1)) == 0)) {
+    r->offset = start - TTRB_PACKET_HEADER_SIZE;
+done:
+    if (((start + rlen) & (sb - 1)) == 0) {
+        /* An exact fit closes the sub-buffer: this writer is its closer. */
         struct slot_meta *m = meta_of(c, bc, start >> c->sb_shift);
         m->content_end = sb;
         m->ts_end = ts;
@@ -566,38 +562,83 @@ int ttrb_reserve(struct ttrb_chan *c, int buffer, uint16_t id, uint32_t len,
     return 0;
 }
 
-void ttrb_commit(struct ttrb_resv *r)
+static inline __attribute__((always_inline)) int reserve_(struct ttrb_chan *c, int buffer,
+                                                          uint16_t id, uint32_t len,
+                                                          struct ttrb_resv *r)
+{
+    uint32_t b = pick_buffer(c, buffer);
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t sb = c->subbuf_size;
+    uint64_t rlen = (uint64_t)len + TTRB_EVENT_HEADER_SIZE;
+
+    r->chan = c;
+    r->buffer = b;
+    r->len = len;
+    if (unlikely(rlen + TTRB_PACKET_HEADER_SIZE > sb)) {
+        atomic_fetch_add_explicit(&bc->too_big, 1, memory_order_relaxed);
+        return -E2BIG;
+    }
+    uint64_t o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    for (;;) {
+        uint64_t ts = rdtsc_ordered();
+        uint64_t pos = o & (sb - 1);
+        /* Strictly inside the open sub-buffer: an exact fit goes the slow way,
+         * where the closer's bookkeeping is. */
+        if (unlikely(pos == 0 || pos + rlen >= sb))
+            return reserve_slow(c, b, bc, o, rlen, id, r);
+        if (likely(atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o + rlen,
+                                                         memory_order_relaxed,
+                                                         memory_order_relaxed))) {
+            char *p = slot_data(c, b, o >> c->sb_shift) + pos;
+            memcpy(p, &id, 2);
+            memcpy(p + 2, &ts, 8);
+            r->payload = p + TTRB_EVENT_HEADER_SIZE;
+            r->offset = o;
+            return 0;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void commit_(struct ttrb_resv *r)
 {
     struct ttrb_chan *c = r->chan;
     struct buf_ctl *bc = ctl_of(c, r->buffer);
     uint64_t bytes = (uint64_t)r->len + TTRB_EVENT_HEADER_SIZE;
     /* A record that opened its packet also commits the packet header. */
-    if ((r->offset & (c->subbuf_size - 1)) == 0)
+    if (unlikely((r->offset & (c->subbuf_size - 1)) == 0))
         bytes += TTRB_PACKET_HEADER_SIZE;
     commit_bytes(c, r->buffer, bc, r->offset >> c->sb_shift, ONE_REC + bytes);
 }
 
+int ttrb_reserve(struct ttrb_chan *c, int buffer, uint16_t id, uint32_t len,
+                 struct ttrb_resv *r)
+{
+    return reserve_(c, buffer, id, len, r);
+}
+
+void ttrb_commit(struct ttrb_resv *r) { commit_(r); }
+
 int ttrb_write(struct ttrb_chan *c, uint16_t id, const void *payload, uint32_t len)
 {
     struct ttrb_resv r;
-    int rc = ttrb_reserve(c, -1, id, len, &r);
+    int rc = reserve_(c, -1, id, len, &r);
     if (unlikely(rc))
         return rc;
     memcpy(r.payload, payload, len);
-    ttrb_commit(&r);
+    commit_(&r);
     return 0;
 }
 
 int ttrb_write_u64x3(struct ttrb_chan *c, uint16_t id, uint64_t a, uint64_t b, uint64_t d)
 {
     struct ttrb_resv r;
-    int rc = ttrb_reserve(c, -1, id, 24, &r);
+    int rc = reserve_(c, -1, id, 24, &r);
     if (unlikely(rc))
         return rc;
     memcpy(r.payload, &a, 8);
     memcpy(r.payload + 8, &b, 8);
     memcpy(r.payload + 16, &d, 8);
-    ttrb_commit(&r);
+    commit_(&r);
     return 0;
 }
 
