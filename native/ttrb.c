@@ -738,6 +738,12 @@ int ttrb_flush(struct ttrb_chan *c, uint32_t b)
 
 int64_t ttrb_snapshot(struct ttrb_chan *c, uint32_t b, char *dst, uint64_t dst_len)
 {
+    return ttrb_snapshot_from(c, b, 0, dst, dst_len);
+}
+
+int64_t ttrb_snapshot_from(struct ttrb_chan *c, uint32_t b, uint64_t first_seq, char *dst,
+                           uint64_t dst_len)
+{
     if (b >= c->nbuf)
         return -EINVAL;
     if (dst_len < (uint64_t)c->n_subbuf * c->subbuf_size)
@@ -749,6 +755,8 @@ int64_t ttrb_snapshot(struct ttrb_chan *c, uint32_t b, char *dst, uint64_t dst_l
     uint64_t first = kw >= c->n_subbuf ? kw - c->n_subbuf : 0;
     if (first < cnum)
         first = cnum;
+    if (first < first_seq)
+        first = first_seq;
     uint64_t last = kw + 1; /* kw itself counts if it is published */
     int64_t out = 0;
     for (uint64_t k = first; k < last; k++) {

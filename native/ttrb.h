@@ -172,6 +172,10 @@ int ttrb_flush(struct ttrb_chan *chan, uint32_t buffer);
  */
 int64_t ttrb_snapshot(struct ttrb_chan *chan, uint32_t buffer, char *dst,
                       uint64_t dst_len);
+/* The same, leaving out packets whose sequence number is below @first_seq
+ * (a live view that already has them). */
+int64_t ttrb_snapshot_from(struct ttrb_chan *chan, uint32_t buffer, uint64_t first_seq,
+                           char *dst, uint64_t dst_len);
 
 /*
  * ttrb_check_stuck - detect a sub-buffer a dead writer left incomplete.

@@ -183,6 +183,19 @@ def test_flight_mode_keeps_newest(chan_factory) -> None:
     assert s.overwritten > 0
 
 
+def test_snapshot_from_a_sequence_number_leaves_older_packets_out(chan_factory) -> None:
+    ch = chan_factory(size=4096, n=4, is_global=True, flight=True)
+    for i in range(3000):
+        ch.write(5, REC.pack(1, i, 0))
+    ch.flush()
+    snap = ch.snapshot(0)
+    seqs = [HDR.unpack_from(snap, off)[7] for off in range(0, len(snap), 4096)]
+    assert len(seqs) == 4 and seqs == list(range(seqs[0], seqs[0] + 4))
+    part = ch.snapshot(0, first_seq=seqs[2])
+    assert part == snap[2 * 4096 :]
+    assert ch.snapshot(0, first_seq=seqs[-1] + 1) == b""
+
+
 def test_flight_toggles_while_writing(chan_factory) -> None:
     ch = chan_factory(size=4096, n=4, is_global=True)
     for i in range(1000):

@@ -374,6 +374,29 @@ def test_slow_live_subscriber_loses_batches_counted_and_never_slows_tracing(
     assert sum(isinstance(e, Event) for e in Trace(tmp_path / "trace")) == 200000
 
 
+def test_live_view_of_a_flight_channel(daemon, tmp_path: Path) -> None:
+    from tracetui.core.live import LiveBatch, LiveWatch
+
+    setup_trace(daemon, "fw", tmp_path / "trace", main={"flight": "1", "global": "1"})
+    daemon.client.write("fw/start", "1")
+    seen: list[LiveBatch] = []
+    lw = LiveWatch("fw/main", seen.append, daemon.runtime_dir).start()
+    em = Emitter(daemon, "forever", "200")
+    try:
+        em.expect("ready")
+        deadline = time.monotonic() + 5
+        while sum(len(b.events) for b in seen) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        lw.close()
+        em.proc.kill()
+        em.proc.wait()
+    daemon.client.write("fw/start", "0")
+    seqs = [e.fields["seq"] for b in seen for e in b.events]
+    assert len(seqs) >= 20, "a flight channel feeds its live views too"
+    assert seqs == sorted(set(seqs)), "each packet is sent once, in order"
+
+
 def test_watch_of_missing_channel_is_one_sentence(daemon) -> None:
     r = daemon.cli("watch", "nope/main")
     assert r.returncode == 1

@@ -348,11 +348,14 @@ class Channel:
         bufs = range(self.nbuf) if buffer is None else (self._buf(buffer),)
         return sum(lib.ttrb_flush(ptr, b) for b in bufs)
 
-    def snapshot(self, buffer: int) -> bytes:
-        """Complete packets of a buffer, oldest first, without consuming them."""
+    def snapshot(self, buffer: int, first_seq: int = 0) -> bytes:
+        """Complete packets of a buffer, oldest first, without consuming them.
+
+        ``first_seq`` leaves out packets numbered below it (those a caller has).
+        """
         size = self.n_subbuf * self.subbuf_size
         dst = ffi.new("char[]", size)
-        n = lib.ttrb_snapshot(self._live(), self._buf(buffer), dst, size)
+        n = lib.ttrb_snapshot_from(self._live(), self._buf(buffer), first_seq, dst, size)
         if n < 0:
             _raise(int(n), "cannot snapshot")
         return ffi.buffer(dst, n)[:]

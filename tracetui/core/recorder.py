@@ -338,7 +338,9 @@ class Recorder:
                 continue
             self._last_packet[key] = now
             ch.flush(b)
-            for pkt in self._packets_of(ch.snapshot(b), c.subbuf_size):
+            # Copy only packets some subscriber has not had yet.
+            since = min(s.last_seq.get(b, -1) for s in subs.values()) + 1
+            for pkt in self._packets_of(ch.snapshot(b, since), c.subbuf_size):
                 seq = ctf.PACKET_HEADER.unpack_from(pkt)[7]
                 fresh = {p: s for p, s in subs.items() if seq > s.last_seq.get(b, -1)}
                 if fresh:
