@@ -397,6 +397,25 @@ def test_live_view_of_a_flight_channel(daemon, tmp_path: Path) -> None:
     assert seqs == sorted(set(seqs)), "each packet is sent once, in order"
 
 
+def test_output_that_cannot_be_written_is_reported_not_hidden(daemon, tmp_path: Path) -> None:
+    out = tmp_path / "trace"
+    setup_trace(daemon, "full", out, main={"global": "1"})
+    daemon.client.write("full/start", "1")
+    # The disk is full for this stream: every write of it fails with ENOSPC.
+    (out / "main_0").symlink_to("/dev/full")
+    em = Emitter(daemon, "flood", "2000")
+    try:
+        em.expect("ready")
+        em.done()
+    finally:
+        em.finish()
+    daemon.client.write("full/start", "0")  # the daemon keeps serving
+    status = json.loads(daemon.client.read("recording"))
+    assert status["write_errors"]["full"] >= 1
+    assert status["last_write_error"]["full"].startswith(f"cannot write to {out}: ")
+    assert f"trace 'full': cannot write to {out}: No space left on device" in daemon.log()
+
+
 def test_watch_of_missing_channel_is_one_sentence(daemon) -> None:
     r = daemon.cli("watch", "nope/main")
     assert r.returncode == 1

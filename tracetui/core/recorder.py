@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from tracetui.core import buffers, ctf
 from tracetui.core import recording_protocol as R
+from tracetui.core.daemon import log
 from tracetui.core.errors import TraceError
 from tracetui.core.formats import check_event_name, parse_format
 from tracetui.core.protocol import Change
@@ -76,6 +77,8 @@ class Recorder:
         self.subs: dict[str, dict[int, Subscriber]] = {}
         self._last_packet: dict[tuple[str, int], float] = {}
         self._last_stuck = 0.0
+        self.write_errors: dict[str, int] = {}  # trace -> packets that could not be written
+        self.last_write_error: dict[str, str] = {}
         self._targets_dirty = False
         h = self.ns.hooks
         h.starting.append(self._on_starting)
@@ -209,6 +212,8 @@ class Recorder:
                     self._drain(t, c, w, budget=None)
         try:
             w.sync()
+        except OSError as e:
+            self._output_failed(t, e)
         finally:
             w.close()
             del self.writers[t.name]
@@ -243,7 +248,23 @@ class Recorder:
         c.buffers.flush()
         for b in range(c.buffers.nbuf):
             for pkt in self._packets_of(c.buffers.snapshot(b), c.subbuf_size):
-                w.write_packet(c.name, b, pkt)
+                self._write(t, w, c.name, b, pkt)
+
+    def _write(self, t: Trace, w: ctf.TraceWriter, channel: str, cpu: int, pkt: memoryview) -> None:
+        try:
+            w.write_packet(channel, cpu, pkt)
+        except OSError as e:
+            self._output_failed(t, e)
+
+    def _output_failed(self, t: Trace, e: OSError) -> None:
+        """A packet could not reach disk (disk full, I/O error): lost, counted, and said."""
+        self.write_errors[t.name] = self.write_errors.get(t.name, 0) + 1
+        text = f"cannot write to {t.output}: {e.strerror or e}"
+        if self.last_write_error.get(t.name) != text:
+            self.last_write_error[t.name] = text
+            log(f"trace '{t.name}': {text}")
+            # Consoles show it at once; `read recording` keeps the count.
+            self.d.broadcast(Change("state", f"{t.name}/output", text))
 
     @staticmethod
     def _packets_of(data: bytes, size: int) -> list[memoryview]:
@@ -288,7 +309,7 @@ class Recorder:
                 if pkt is None:
                     break
                 try:
-                    w.write_packet(c.name, b, pkt)
+                    self._write(t, w, c.name, b, pkt)
                     if subs:
                         self._fan_out(subs, b, pkt)
                 finally:
@@ -374,6 +395,8 @@ class Recorder:
             "probes": len(self.probes),
             "writers": sorted(self.writers),
             "live_subscribers": sum(len(s) for s in self.subs.values()),
+            "write_errors": self.write_errors,
+            "last_write_error": self.last_write_error,
         }
 
     def close(self) -> None:
