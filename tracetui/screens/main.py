@@ -195,6 +195,9 @@ class MainScreen(Screen[None]):
             async for change in self.client.changes():
                 if change.op == "state" and change.value == "shutdown":
                     self.notify("The daemon is stopping.", severity="error", timeout=10)
+                elif change.op == "state" and change.path.endswith("/output"):
+                    # The recorder could not write a trace (disk full...): never silent.
+                    self.notify(f"{change.path}: {change.value}", severity="error", timeout=10)
                 self._dirty = True
         except TraceError as e:
             self.notify(f"Lost the daemon's change feed: {e}", severity="error")
