@@ -68,6 +68,8 @@ class Subscriber:
 
 
 class Recorder:
+    """The daemon's recording state: probes, open trace outputs, live subscribers."""
+
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.ns = daemon.namespace
@@ -79,7 +81,6 @@ class Recorder:
         self._last_stuck = 0.0
         self.write_errors: dict[str, int] = {}  # trace -> packets that could not be written
         self.last_write_error: dict[str, str] = {}
-        self._targets_dirty = False
         h = self.ns.hooks
         h.starting.append(self._on_starting)
         h.stopped.append(self._on_stopped)
@@ -125,8 +126,11 @@ class Recorder:
         mid = self.ns.markers.register(name, text)
         if known is None:
             marker = ctf.Marker(mid, name, fmt)
-            for w in self.writers.values():
-                w.add_marker(marker)
+            for trace, w in self.writers.items():
+                try:
+                    w.add_marker(marker)
+                except OSError as e:
+                    self._output_failed(self.ns.traces[trace], e)
             self.d.broadcast(Change("state", "markers", f"{mid} {name} {text}".rstrip()))
         p.markers.add(mid)
         p.last_seen = time.monotonic()
@@ -148,7 +152,6 @@ class Recorder:
         self.d.send(p.port, [R.encode_targets(self._table_for(p), self.d.port)])
 
     def push_all_targets(self) -> None:
-        self._targets_dirty = False
         for p in list(self.probes.values()):
             self._push_targets(p)
 
