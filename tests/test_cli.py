@@ -92,6 +92,20 @@ def test_json_output(daemon: DaemonHandle) -> None:
     assert doc == {"ok": True, "path": "j/filter", "value": "0"}
 
 
+def test_json_read_parses_structured_files(daemon: DaemonHandle) -> None:
+    daemon.cli("mkdir", "s")
+    daemon.cli("write", "s/main/allocate", "1")
+    doc = json.loads(daemon.cli("--json", "read", "s/main/stats").stdout)
+    assert set(doc["stats"]) >= {"total"}
+    assert doc["stats"]["total"]["recorded"] == 0 and "discarded" in doc["stats"]["total"]
+    daemon.cli("write", "s/filter", "0")
+    daemon.cli("write", "s/filter", "sched_*")
+    doc = json.loads(daemon.cli("--json", "read", "s/filter").stdout)
+    assert doc["rules"] == ["sched_*"]
+    doc = json.loads(daemon.cli("--json", "read", "markers").stdout)
+    assert doc["markers"] == []
+
+
 def test_refusals_are_one_sentence_and_exit_1(daemon: DaemonHandle) -> None:
     daemon.cli("mkdir", "r")
     r = daemon.cli("mkdir", "r")

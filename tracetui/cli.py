@@ -245,8 +245,32 @@ def cmd_rmdir(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     with _client(args) as c:
         value = c.read(args.path)
-    _out(args, {"path": args.path, "value": value}, value)
+    doc: dict[str, object] = {"path": args.path, "value": value}
+    if args.json:
+        doc.update(_structured(args.path, value))
+    _out(args, doc, value)
     return EXIT_OK
+
+
+def _structured(path: str, value: str) -> dict[str, object]:
+    """For --json: the files whose text has a structure, parsed (the text stays in "value")."""
+    name = path.strip("/").rsplit("/", 1)[-1]
+    if name == "stats":
+        from dataclasses import asdict
+
+        from tracetui.core.namespace import parse_stats
+
+        return {"stats": {label: asdict(st) for label, st in parse_stats(value).items()}}
+    if name == "markers" and path.strip("/") == "markers":
+        rows = [line.split(" ", 2) for line in value.splitlines() if line]
+        return {
+            "markers": [
+                {"id": int(r[0]), "name": r[1], "format": r[2] if len(r) > 2 else ""} for r in rows
+            ]
+        }
+    if name == "filter":
+        return {"rules": [r for r in value.splitlines() if r and r != "0"]}
+    return {}
 
 
 def cmd_write(args: argparse.Namespace) -> int:
