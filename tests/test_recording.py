@@ -263,7 +263,7 @@ def test_traced_process_killed_mid_run(daemon, tmp_path: Path) -> None:
     # The daemon forgets the dead process (pid check within a few seconds).
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
-        if json.loads(daemon.client.read("recording"))["probes"] == 0:
+        if em.proc.pid not in json.loads(daemon.client.read("recording"))["probe_pids"]:
             break
         time.sleep(0.2)
     else:

@@ -27,6 +27,7 @@ from typing import Any
 
 from tracetui.core import protocol as P
 from tracetui.core import recording_protocol as R
+from tracetui.core import runtime
 from tracetui.core.buffers import GRACE_S, BufferError, Channel
 from tracetui.core.client import _ANC_SIZE, _Conn
 from tracetui.core.errors import TraceError
@@ -41,7 +42,9 @@ class ProbeClient:
 
     def __init__(self, markers: Callable[[], list[Any]], runtime_dir: str | None = None) -> None:
         self._markers = markers
-        self._runtime_dir = runtime_dir
+        # Resolved once: the daemon this process traces for does not change with the
+        # environment later (TRACETUI_RUNTIME_DIR read at the first marker).
+        self._runtime_dir = str(runtime.runtime_dir(runtime_dir))
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pending: list[Any] = []
         self._lock = threading.Lock()

@@ -396,6 +396,7 @@ class Recorder:
     def status(self) -> dict[str, object]:
         return {
             "probes": len(self.probes),
+            "probe_pids": sorted(p.pid for p in self.probes.values()),
             "writers": sorted(self.writers),
             "live_subscribers": sum(len(s) for s in self.subs.values()),
             "write_errors": self.write_errors,
