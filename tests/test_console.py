@@ -16,7 +16,7 @@ from tracetui.screens.filter_dialog import FilterDialog
 from tracetui.screens.help import HelpScreen
 from tracetui.screens.main import MainScreen, live_tab_id
 from tracetui.screens.name_dialog import NameDialog
-from tracetui.widgets.live_view import LiveViewPane
+from tracetui.widgets.live_view import LiveView, LiveViewPane
 from tracetui.widgets.trace_tree import TraceTree
 
 SIZE = (140, 45)
@@ -196,6 +196,9 @@ async def test_palette_help_and_keys(daemon) -> None:
         assert None not in ids
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        await pilot.pause()
+        # Every key fits on a 45-line terminal (the Markdown table was cut after space).
+        assert app.screen.query_one("#help-text").max_scroll_y == 0
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
         # Actions that need a selection say so instead of doing nothing.
@@ -203,6 +206,13 @@ async def test_palette_help_and_keys(daemon) -> None:
         await until(pilot, lambda: any("Select a channel" in m for m in notes(app)))
         await pilot.press("space")
         await until(pilot, lambda: any("Open a live view" in m for m in notes(app)))
+        # ...and so do the palette's live view commands (they did nothing without a view).
+        before = len([m for m in notes(app) if "Open a live view" in m])
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Toggle timestamps")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: len([m for m in notes(app) if "Open a live view" in m]) > before)
 
 
 async def test_layout_save_quit_load(daemon, tmp_path: Path, monkeypatch) -> None:
@@ -345,3 +355,296 @@ async def test_demo_live_view_receives_events(daemon) -> None:
         workload.terminate()
         workload.wait(10)
     assert workload.returncode in (0, -15), workload.stderr.read() if workload.stderr else ""
+
+
+async def test_refusals_keep_names_and_fields_show_the_daemon(daemon) -> None:
+    """Refusals carry the daemon's sentence with names as written; a refused field snaps back;
+    keys that cannot act say why."""
+    from textual.widgets import Input
+
+    c = daemon.client
+    c.mkdir("demo")
+    c.mkdir("demo/procs")
+    c.write("demo/procs/allocate", "1")
+    c.write("demo/main/allocate", "1")
+    c.write("demo/start", "1")
+    c.mkdir("spare")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await connected(pilot)
+        tree = screen.query_one(TraceTree)
+
+        # g on an allocated channel: the sentence keeps "demo/procs" as the daemon wrote it.
+        await until(pilot, lambda: tree.select_path("demo/procs"))
+        await pilot.press("g")
+        await until(pilot, lambda: any("demo/procs is allocated" in m for m in notes(app)))
+        assert not any("Demo/procs" in m for m in notes(app))
+
+        # a on a trace whose channels are all allocated says so instead of doing nothing.
+        await until(pilot, lambda: tree.select_path("demo"))
+        await pilot.pause()
+        await pilot.press("a")
+        await until(pilot, lambda: any("already allocated" in m for m in notes(app)))
+
+        # d on a running trace: refused with the daemon's sentence, nothing deleted.
+        await pilot.press("d", "y")
+        await until(pilot, lambda: any("'demo' is running" in m for m in notes(app)))
+        assert "demo" in [e.name for e in c.ls("")]
+
+        # A refused output directory does not stay in the field as if applied.
+        await until(pilot, lambda: tree.select_path("spare"))
+        await pilot.pause()
+        output = screen.query_one("#output", Input)
+        await tab_to(pilot, "output")
+        await pilot.press("ctrl+a", "ctrl+k")
+        await type_text(pilot, "relative")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("absolute directory" in m for m in notes(app)))
+        await until(pilot, lambda: output.value == c.read("spare/output"))
+        await tab_to(pilot, "tree", "shift+tab")
+
+        # A refused sub-buffer size snaps back to the daemon's value (the field keeps the focus).
+        await until(pilot, lambda: tree.select_path("spare/main"))
+        await pilot.pause()
+        size = screen.query_one("#subbuf_size", Input)
+        await tab_to(pilot, "subbuf_size")
+        await pilot.press("ctrl+a", "ctrl+k")
+        await type_text(pilot, "300K")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("power of two" in m for m in notes(app)))
+        assert c.read("spare/main/subbuf_size") == "65536"
+        await until(pilot, lambda: size.value == "64K")
+        await tab_to(pilot, "tree", "shift+tab")
+
+        # A '/' in a new trace's name is refused in one sentence; nothing is created.
+        await pilot.press("n")
+        await type_text(pilot, "spare/x")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("cannot contain '/'" in m for m in notes(app)))
+        assert "x" not in [e.name for e in c.ls("spare")]
+
+
+async def test_footer_shows_every_key_and_closing_a_view_shows_details(daemon) -> None:
+    from textual.widgets import Footer, Label
+    from textual.widgets._footer import FooterKey
+
+    c = daemon.client
+    c.mkdir("t")
+    c.mkdir("t/c")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await connected(pilot)
+        tree = screen.query_one(TraceTree)
+
+        def footer_fits() -> bool:
+            keys = list(screen.query_one(Footer).query(FooterKey))
+            palette = [k for k in keys if k.has_class("-command-palette")]
+            right = palette[0].region.x if palette else 160
+            shown = {k.key for k in keys if k.region.width and k.region.right <= right}
+            wanted = {b.key for b in MainScreen.BINDINGS if hasattr(b, "key")}
+            return wanted <= shown
+
+        await until(pilot, lambda: tree.select_path("t/c"))
+        await until(pilot, footer_fits)  # the tree has the focus
+        await pilot.press("l")
+        await until(pilot, lambda: screen.live_paths == ["t/c"])
+        await until(pilot, lambda: isinstance(app.focused, LiveView))
+        await until(pilot, footer_fits)  # a live view has the focus
+
+        # Two views; d closes the active one and shows the details of the selection again.
+        await until(pilot, lambda: tree.select_path("t/main"))
+        tree.focus()
+        await pilot.press("l")
+        await until(pilot, lambda: screen.live_paths == ["t/c", "t/main"])
+        await pilot.press("d")
+        await until(pilot, lambda: screen.live_paths == ["t/c"])
+        await pilot.pause(0.2)
+        assert screen.tabs.active == "details"
+
+        # A live view's filter dialog does not suggest "!" exclusions it cannot do, and long
+        # dialog sentences wrap instead of being cut.
+        await pilot.press("l")
+        await until(pilot, lambda: screen.tabs.active == live_tab_id("t/main"))
+        await pilot.press("e")
+        assert isinstance(app.screen, FilterDialog)
+        rule = app.screen.query_one("#rule")
+        assert "!" not in str(rule.placeholder)  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, NameDialog)
+        await pilot.pause()
+        message = app.screen.query(Label).filter(".message").first()
+        assert message.size.height >= 2  # wrapped: "...or a path ending in .toml."
+        await pilot.press("escape")
+
+
+async def test_a_lost_daemon_is_said_once(daemon) -> None:
+    from tracetui.core import runtime
+
+    daemon.client.mkdir("t")
+    daemon.client.write("t/main/allocate", "1")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await connected(pilot)
+        tree = screen.query_one(TraceTree)
+        await until(pilot, lambda: tree.select_path("t/main"))  # its statistics are polled
+        runtime.stop_daemon(daemon.proc)
+        await until(pilot, lambda: app.sub_title == "daemon not answering")
+        await pilot.pause(2.5)  # several refreshes and statistics polls fail meanwhile
+        lost = [m for m in notes(app) if "tracetui daemon answers" in m]
+        assert len(lost) == 1, notes(app)
+        assert lost[0].startswith("No tracetui daemon answers")
+
+
+async def test_layout_leaves_default_output_directories_out(
+    daemon, tmp_path: Path, monkeypatch
+) -> None:
+    """A default output names one past run's directory: a layout saving it would append the
+    next recording to that old trace, and conflict with every new trace of that name."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    c = daemon.client
+    c.mkdir("auto")
+    c.mkdir("chosen")
+    c.write("chosen/output", str(tmp_path / "out"))
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await connected(pilot)
+        await pilot.press("ctrl+s")
+        await type_text(pilot, "outputs")
+        await pilot.press("enter")
+        saved = tmp_path / "config" / "tracetui" / "layouts" / "outputs.toml"
+        await until(pilot, saved.exists)
+        text = saved.read_text()
+        assert f'output = "{tmp_path / "out"}"' in text
+        assert text.count("output =") == 1
+
+        # The same traces made again (new default outputs): loading finds nothing in conflict.
+        c.rmdir("auto")
+        await pilot.pause(1.1)  # another second: another default directory name
+        c.mkdir("auto")
+        assert await screen.load_layout("outputs")
+        assert not isinstance(app.screen, ConflictDialog)
+        await until(pilot, lambda: any("Layout outputs loaded" in m for m in notes(app)))
+
+
+async def test_pane_buttons_with_the_mouse(daemon) -> None:
+    c = daemon.client
+    c.mkdir("t")
+    c.mkdir("t/ch")
+    c.write("t/ch/flight", "1")
+    c.write("t/ch/allocate", "1")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await connected(pilot)
+        tree = screen.query_one(TraceTree)
+        await until(pilot, lambda: tree.select_path("t/ch"))
+        await pilot.pause()
+        # "Live view" opens the view and shows it (the focused button's details tab took the
+        # active tab back: the view opened unseen).
+        await pilot.click("#channel-pane #live")
+        await until(pilot, lambda: screen.live_paths == ["t/ch"])
+        await pilot.pause(0.3)
+        assert screen.tabs.active == live_tab_id("t/ch")
+        assert isinstance(app.focused, LiveView)
+
+        # The trace pane's Snapshot button says the snapshot was written, as the key does.
+        tree.focus()
+        await until(pilot, lambda: tree.select_path("t"))
+        await until(pilot, lambda: screen.tabs.active == "details")
+        await pilot.click("#trace-pane #start")
+        await until(pilot, lambda: c.read("t/start") == "1")
+        await pilot.click("#trace-pane #snapshot")
+        await until(pilot, lambda: c.read("t/snapshot") == "1")
+        await until(pilot, lambda: any("Snapshot of t written" in m for m in notes(app)))
+        await pilot.click("#trace-pane #start")
+        await until(pilot, lambda: c.read("t/start") == "0")
+
+
+async def test_deleting_a_trace_with_channels(daemon) -> None:
+    """The tree dropped a removed trace, then failed on its channels (ValueError): d on a trace,
+    or rmdir from the CLI, crashed the console."""
+    c = daemon.client
+    c.mkdir("gone")
+    c.mkdir("gone/extra")
+    c.mkdir("fromcli")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await connected(pilot)
+        tree = screen.query_one(TraceTree)
+        await until(pilot, lambda: tree.select_path("gone"))
+        await pilot.press("d", "y")
+        await until(pilot, lambda: "gone" not in [e.name for e in c.ls("")])
+        await until(pilot, lambda: screen.state.trace("gone") is None)
+        # A live view of a channel removed from the CLI is closed, and says so (it stayed open,
+        # "following" a channel that no longer existed).
+        await until(pilot, lambda: tree.select_path("fromcli/main"))
+        await pilot.press("l")
+        await until(pilot, lambda: screen.live_paths == ["fromcli/main"])
+        assert daemon.cli("rmdir", "fromcli").returncode == 0
+        await until(pilot, lambda: screen.state.trace("fromcli") is None)
+        await until(pilot, lambda: screen.live_paths == [])
+        assert any("fromcli/main was removed" in m for m in notes(app))
+        await pilot.pause(0.3)
+        assert not tree.select_path("gone/extra") and not tree.select_path("fromcli/main")
+        assert app.is_running
+
+
+async def test_palette_commands_act_on_what_they_name(daemon) -> None:
+    """With a live view showing, "trace: Delete" closed the view and "trace: Edit filter"
+    edited the view's name filter (they ran the keys' context-dependent actions)."""
+    from tracetui.screens.confirm_dialog import ConfirmDialog
+
+    c = daemon.client
+    c.mkdir("t")
+    c.mkdir("t/c")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await connected(pilot)
+        tree = screen.query_one(TraceTree)
+        commands = {cmd.title: cmd.callback for cmd in app.get_system_commands(screen)}
+        await until(pilot, lambda: tree.select_path("t/c"))
+        await pilot.press("l")
+        await until(pilot, lambda: screen.tabs.active == live_tab_id("t/c"))
+
+        commands["trace: Edit filter"]()
+        await pilot.pause()
+        assert isinstance(app.screen, FilterDialog)
+        assert "Event filter of t" in str(app.screen.query_one(".title").render())
+        await pilot.press("escape")
+        commands["channel: Edit routing filter"]()
+        await pilot.pause()
+        assert "Routing filter of t/c" in str(app.screen.query_one(".title").render())
+        await pilot.press("escape")
+        commands["trace: Delete"]()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        assert screen.live_paths == ["t/c"]
+        await pilot.press("escape")
+        commands["live: Close"]()
+        await until(pilot, lambda: screen.live_paths == [])
+        assert "c" in [e.name for e in c.ls("t")]
+        commands["live: Close"]()
+        await until(pilot, lambda: any("Open a live view" in m for m in notes(app)))
+
+
+async def test_flight_overwrites_are_not_shown_as_losses() -> None:
+    """The tree shows overwrites muted (a flight recorder doing its job); the channel pane
+    showed them in the loss colour. Discards still are losses."""
+    from dataclasses import replace
+
+    from textual.widgets import Static
+
+    from tracetui.widgets.fixtures import demo_rates, demo_state, demo_stats
+    from tracetui.widgets.state import ChannelStats
+
+    stats = demo_stats()
+    assert stats.total.overwritten > 0 and stats.total.discarded == 0
+    app = TraceConsole(state=demo_state(), select="demo/flight", rates=demo_rates(), stats=stats)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.pause(0.1)
+        rate = app.main_screen.query_one("#rate", Static)
+        assert "overwritten" in str(rate.render()) and not rate.has_class("loss")
+        lossy = ChannelStats(stats.buffers, replace(stats.total, discarded=5))
+        app.main_screen.show_stats("demo/flight", lossy, rate=1.0)
+        assert rate.has_class("loss")

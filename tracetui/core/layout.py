@@ -474,6 +474,22 @@ async def _dirs(client: NamespaceClient, path: str) -> list[str]:
     return [e.name for e in await client.ls(path) if e.kind == "dir"]
 
 
+def _saved_output(trace: str, output: str) -> str | None:
+    """The output directory to save for TRACE: None for the daemon's default one.
+
+    A default output (``<data dir>/traces/<trace>-<YYYYmmdd-HHMMSS>``) names the directory of
+    one past run: restoring it would append the next recording to that old trace, and every
+    new trace of that name would conflict with the layout for it.
+    """
+    path = Path(output)
+    if not output or (
+        path.parent.name == "traces"
+        and re.fullmatch(rf"{re.escape(trace)}-\d{{8}}-\d{{6}}", path.name)
+    ):
+        return None
+    return output
+
+
 async def capture_trace(client: NamespaceClient, name: str) -> TraceLayout:
     """Read one trace's settings from the daemon."""
     channels = []
@@ -494,7 +510,7 @@ async def capture_trace(client: NamespaceClient, name: str) -> TraceLayout:
     return TraceLayout(
         name=name,
         filter=_rules(await client.read(f"{name}/filter")),
-        output=(await client.read(f"{name}/output")).strip() or None,
+        output=_saved_output(name, (await client.read(f"{name}/output")).strip()),
         channels=tuple(channels),
     )
 

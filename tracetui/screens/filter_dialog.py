@@ -56,7 +56,9 @@ class FilterDialog(ModalScreen[str | None]):
                     items = [ListItem(Label("(no rule)"), name="")]
                 yield ListView(*items, id="rules")
             value = " ".join(self._rules) if self._kind == "live" else ""
-            yield Input(value, placeholder="sched_* !sched_wakeup", id="rule")
+            # A live view's filter only shows names (no "!" exclusions, unlike the namespace's).
+            example = "sched_* proc_exec" if self._kind == "live" else "sched_* !sched_wakeup"
+            yield Input(value, placeholder=example, id="rule")
             with Horizontal(classes="buttons"):
                 if self._kind == "trace":
                     yield Button("Disable all (0)", id="none", variant="error")

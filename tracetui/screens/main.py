@@ -74,8 +74,8 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("trace: Start", "Start the selected trace", "start"),
     PaletteCommand("trace: Stop", "Stop the selected trace", "stop"),
     PaletteCommand("trace: Snapshot", "Write the flight channels of the trace now", "snapshot"),
-    PaletteCommand("trace: Edit filter", "Edit the event filter of the trace", "edit_filter"),
-    PaletteCommand("trace: Delete", "Delete the selected trace or channel", "delete"),
+    PaletteCommand("trace: Edit filter", "Edit the event filter of the trace", "edit_trace_filter"),
+    PaletteCommand("trace: Delete", "Delete the selected trace or channel", "delete_selected"),
     PaletteCommand("channel: New", "Add a channel to the selected trace", "new_channel"),
     PaletteCommand("channel: Allocate/Free", "Allocate or free the buffers", "allocate"),
     PaletteCommand(
@@ -84,14 +84,14 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand(
         "channel: Toggle global", "One buffer for all CPUs, or one per CPU", "toggle_global"
     ),
-    PaletteCommand("channel: Edit routing filter", "Events routed to this channel", "edit_filter"),
+    PaletteCommand("channel: Edit routing filter", "Events routed to this channel", "edit_routing"),
     PaletteCommand("channel: Open live view", "Watch the channel's events live", "open_live"),
     PaletteCommand("live: Pause/Follow", "Pause or follow the live view", "pause_follow"),
     PaletteCommand("live: Search", "Search the live view", "search"),
-    PaletteCommand("live: Filter by event name", "Show only some events", "edit_filter"),
+    PaletteCommand("live: Filter by event name", "Show only some events", "edit_live_filter"),
     PaletteCommand("live: Toggle timestamps", "Relative or absolute time", "toggle_time"),
     PaletteCommand("live: Toggle CPU column", "Show or hide the CPU column", "toggle_cpu"),
-    PaletteCommand("live: Close", "Close the live view", "delete"),
+    PaletteCommand("live: Close", "Close the live view", "close_live"),
     PaletteCommand("layout: Save", "Save traces, channels, filters and views", "save_layout"),
     PaletteCommand("layout: Load", "Restore a saved layout", "load_layout"),
     PaletteCommand("console: Help", "Keys and badges", "help"),
@@ -111,10 +111,10 @@ class MainScreen(Screen[None]):
         Binding("g", "toggle_global", "Global", id="toggle_global"),
         Binding("e", "edit_filter", "Filter", id="edit_filter"),
         Binding("l", "open_live", "Live", id="open_live"),
-        Binding("space", "pause_follow", "Pause/follow", id="pause_follow"),
+        Binding("space", "pause_follow", "Pause", id="pause_follow"),
         Binding("slash", "search", "Search", id="search"),
-        Binding("ctrl+s", "save_layout", "Save layout", id="save_layout"),
-        Binding("ctrl+o", "load_layout", "Load layout", id="load_layout"),
+        Binding("ctrl+s", "save_layout", "Save", id="save_layout"),
+        Binding("ctrl+o", "load_layout", "Load", id="load_layout"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -136,6 +136,7 @@ class MainScreen(Screen[None]):
         self._last_stats: tuple[str, float, int] | None = None  # path, time, recorded
         self._layout_dir: Path | None = None
         self._adding: list[AwaitComplete] = []  # live view tabs being mounted
+        self._daemon_lost = False  # said once, not at every poll while the daemon is gone
 
     # ------------------------------------------------------------------ layout
 
@@ -157,7 +158,7 @@ class MainScreen(Screen[None]):
                 yield TracePane(id="trace-pane")
                 yield ChannelPane(id="channel-pane")
                 yield MarkersPane(id="markers-pane")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.trace_tree.show_state(self.state)
@@ -218,11 +219,17 @@ class MainScreen(Screen[None]):
         except TraceError as e:
             # A trace removed between ls and read (ENOENT) settles on the next change.
             self._dirty = e.errno != errno.ECONNREFUSED  # else the daemon is gone
-            if not self._dirty:
-                self.notify(str(e), severity="error")
+            if not self._dirty and not self._daemon_lost:
+                self._daemon_lost = True
+                self.app.sub_title = "daemon not answering"
+                self.notify(_sentence(e), title="Daemon lost", severity="error", timeout=30)
             return False
         finally:
             self._refreshing = False
+        if self._daemon_lost:
+            self._daemon_lost = False
+            self.app.sub_title = "connected"
+            self.notify("The daemon answers again.")
         self.show_state(state)
         return True
 
@@ -230,6 +237,11 @@ class MainScreen(Screen[None]):
         self.state = state
         self.trace_tree.show_state(state)
         self._show_selected()
+        if self.client is not None:
+            # A channel removed elsewhere (the CLI): its view would go on "following" nothing.
+            for path in [p for p in self._live_workers if state.channel(p) is None]:
+                self.close_live(path)
+                self.notify(f"{path} was removed: its live view is closed.", severity="warning")
 
     def _show_selected(self) -> None:
         path = self.trace_tree.selected_path
@@ -327,8 +339,11 @@ class MainScreen(Screen[None]):
         message.stop()
         if message.verb == "action":
             self._action_on(message.value, message.path)
-        else:
-            await self.run_verb(message.verb, message.path, message.value)
+            return
+        done = await self.run_verb(message.verb, message.path, message.value)
+        if done and message.verb == "write" and message.path.endswith("/snapshot"):
+            # As for the key: a snapshot writes files, say so (the button did not).
+            self.notify(f"Snapshot of {message.path.split('/')[0]} written.")
 
     def _action_on(self, action: str, path: str) -> None:
         self.trace_tree.select_path(path)
@@ -369,7 +384,13 @@ class MainScreen(Screen[None]):
         from tracetui.screens.name_dialog import NameDialog
 
         async def done(name: str | None) -> None:
-            if name and await self.run_verb("mkdir", name):
+            if name and "/" in name:
+                self.notify(
+                    f"A trace name cannot contain '/' ({name!r}); "
+                    "add channels with c on the trace.",
+                    severity="error",
+                )
+            elif name and await self.run_verb("mkdir", name):
                 self.trace_tree.select_path(name)
                 self.notify(f"Trace {name} created with channel main.")
 
@@ -386,7 +407,9 @@ class MainScreen(Screen[None]):
             return
 
         async def done(name: str | None) -> None:
-            if name and await self.run_verb("mkdir", f"{trace}/{name}"):
+            if name and "/" in name:
+                self.notify(f"A channel name cannot contain '/' ({name!r}).", severity="error")
+            elif name and await self.run_verb("mkdir", f"{trace}/{name}"):
                 self.trace_tree.select_path(f"{trace}/{name}")
 
         self.app.push_screen(
@@ -399,12 +422,23 @@ class MainScreen(Screen[None]):
         )
 
     def action_delete(self) -> None:
-        from tracetui.screens.confirm_dialog import ConfirmDialog
-
+        """The key: close the live view showing, else delete the selection."""
         live = self._live_pane()
         if live is not None:
             self.close_live(live.channel)
             return
+        self.action_delete_selected()
+
+    def action_close_live(self) -> None:
+        live = self._live_pane()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        self.close_live(live.channel)
+
+    def action_delete_selected(self) -> None:
+        from tracetui.screens.confirm_dialog import ConfirmDialog
+
         path = self.trace_tree.selected_path
         if not path or path == MARKERS:
             self.notify("Select a trace or a channel to delete.", severity="warning")
@@ -424,10 +458,14 @@ class MainScreen(Screen[None]):
         path = self.trace_tree.selected_path
         if path and "/" not in path and path != MARKERS:
             trace = self.state.trace(path)
-            for c in trace.channels if trace else ():
-                if not c.allocated and not await self.run_verb(
-                    "write", f"{path}/{c.name}/allocate", "1"
-                ):
+            todo = [c for c in trace.channels if not c.allocated] if trace else []
+            if trace is not None and not todo:
+                self.notify(
+                    f"Every channel of {path} is already allocated (a on a channel frees it).",
+                    severity="warning",
+                )
+            for c in todo:
+                if not await self.run_verb("write", f"{path}/{c.name}/allocate", "1"):
                     return
             return
         path = self._selected_channel("allocate")
@@ -469,27 +507,44 @@ class MainScreen(Screen[None]):
             await self.run_verb("write", f"{path}/global", "0" if chan.is_global else "1")
 
     def action_edit_filter(self) -> None:
-        from tracetui.screens.filter_dialog import FilterDialog
-
-        live = self._live_pane()
-        if live is not None:
-            view = live.view
-
-            def done_live(text: str | None) -> None:
-                if text is not None:
-                    view.set_name_filter(text)
-                    live.update_status()
-
-            rules = tuple(view.name_filter.split())
-            self.app.push_screen(
-                FilterDialog(f"Show events of {live.channel}", rules, kind="live"), done_live
-            )
+        """The key: the live view's name filter if one shows, else the selection's filter."""
+        if self._live_pane() is not None:
+            self.action_edit_live_filter()
             return
         path = self.trace_tree.selected_path
         if not path or path == MARKERS:
             self.notify("Select a trace, a channel or a live view to filter.", severity="warning")
             return
         self._edit_namespace_filter(path)
+
+    def action_edit_trace_filter(self) -> None:
+        trace = self._selected_trace()
+        if trace:
+            self._edit_namespace_filter(trace)
+
+    def action_edit_routing(self) -> None:
+        path = self._selected_channel("edit its routing")
+        if path:
+            self._edit_namespace_filter(path)
+
+    def action_edit_live_filter(self) -> None:
+        from tracetui.screens.filter_dialog import FilterDialog
+
+        live = self._live_pane()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        view = live.view
+
+        def done_live(text: str | None) -> None:
+            if text is not None:
+                view.set_name_filter(text)
+                live.update_status()
+
+        rules = tuple(view.name_filter.split())
+        self.app.push_screen(
+            FilterDialog(f"Show events of {live.channel}", rules, kind="live"), done_live
+        )
 
     def _edit_namespace_filter(self, path: str) -> None:
         from tracetui.screens.filter_dialog import FilterDialog
@@ -540,14 +595,18 @@ class MainScreen(Screen[None]):
 
     def action_toggle_time(self) -> None:
         live = self._live_pane()
-        if live is not None:
-            live.view.action_toggle_time()
-            live.update_status()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        live.view.action_toggle_time()
+        live.update_status()
 
     def action_toggle_cpu(self) -> None:
         live = self._live_pane()
-        if live is not None:
-            live.view.action_toggle_cpu()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        live.view.action_toggle_cpu()
 
     def action_help(self) -> None:
         from tracetui.screens.help import HelpScreen
@@ -573,10 +632,19 @@ class MainScreen(Screen[None]):
                 self.tabs.active = tab_id
             return self.query_one(f"#{tab_id}-pane", LiveViewPane)
         pane = LiveViewPane(path, history=self.history, id=f"{tab_id}-pane")
-        self._adding.append(self.tabs.add_pane(TabPane(f"live {path}", pane, id=tab_id)))
+        adding = self.tabs.add_pane(TabPane(f"live {path}", pane, id=tab_id))
+        self._adding.append(adding)
         if activate:
             self.tabs.active = tab_id
-            self.call_after_refresh(pane.view.focus)
+
+            async def show() -> None:
+                # Again once mounted: a click on a pane's "Live view" button focuses that
+                # button, and the details tab, focused, would take the active tab back.
+                await adding
+                self.tabs.active = tab_id
+                pane.view.focus()
+
+            self.run_worker(show(), group="show-live")
         if self.client is not None:
             self._live_workers[path] = self._feed(path, pane.view)
         return pane
@@ -592,9 +660,16 @@ class MainScreen(Screen[None]):
         if worker is not None:
             worker.cancel()
         tab_id = live_tab_id(path)
-        if self.query(f"#{tab_id}"):
-            self.tabs.remove_pane(tab_id)
         self.tabs.active = DETAILS
+        if self.query(f"#{tab_id}"):
+            removal = self.tabs.remove_pane(tab_id)
+
+            async def removed() -> None:
+                # Removing the active tab activates a neighbour: show the details again.
+                await removal
+                self.tabs.active = DETAILS
+
+            self.call_next(removed)
         self.trace_tree.focus()
 
     @work(group="live")
@@ -775,9 +850,14 @@ class MainScreen(Screen[None]):
 
 
 def _sentence(e: BaseException) -> str:
-    """An error as one sentence: capitalised, ending with a full stop."""
+    """An error as one sentence: capitalised, ending with a full stop.
+
+    A sentence opening with a name (``demo/procs is allocated...``, ``bad.toml is not...``)
+    keeps it as it is: names are case-sensitive.
+    """
     text = str(e).strip()
     if not text:
         return type(e).__name__
-    text = text[0].upper() + text[1:]
+    if text.split(maxsplit=1)[0].isalpha():
+        text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."

@@ -46,6 +46,9 @@ class ChannelPane(Vertical):
         self.path: str | None = None
         self.channel: ChannelState | None = None
         self._rates: deque[float] = deque(maxlen=RATE_HISTORY)
+        # Fields just submitted: the next show() puts the daemon's value back even if the field
+        # still has the focus (a refused size must not stay on screen as if applied).
+        self._resync: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -91,8 +94,9 @@ class ChannelPane(Vertical):
             ("n_subbuf", str(channel.n_subbuf)),
         ):
             widget = self.query_one(f"#{field}", Input)
-            if not widget.has_focus:
+            if not widget.has_focus or field in self._resync:
                 widget.value = value
+            self._resync.discard(field)
             # Fixed once allocated: the daemon would refuse (EBUSY); say so by disabling.
             widget.disabled = channel.allocated
         per_buffer = channel.subbuf_size * channel.n_subbuf
@@ -119,7 +123,8 @@ class ChannelPane(Vertical):
             self._rates.append(rate)
             self.query_one("#sparkline", Sparkline).data = list(self._rates)
         t = stats.total
-        lost = t.discarded + t.overwritten
+        # Overwrites are a flight recorder doing its job (muted in the tree too): not losses.
+        lost = t.discarded
         text = (
             f"{rate or 0:,.0f} records/s · recorded {t.recorded:,} · discarded {t.discarded:,}"
             f" · overwritten {t.overwritten:,}"
@@ -140,6 +145,7 @@ class ChannelPane(Vertical):
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if self.path is not None and event.input.id in ("subbuf_size", "n_subbuf"):
+            self._resync.add(event.input.id)
             self.post_message(Request("write", f"{self.path}/{event.input.id}", event.value))
 
     @on(Switch.Changed)

@@ -197,8 +197,8 @@ class LiveView(ScrollView, can_focus=True):
     """Scrolling view of one channel's live events, capped at ``history`` events."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("t", "toggle_time", "Time", tooltip="Relative or absolute timestamps"),
-        Binding("u", "toggle_cpu", "CPU col", tooltip="Show or hide the CPU column"),
+        Binding("t", "toggle_time", "Time", show=False, tooltip="Relative or absolute timestamps"),
+        Binding("u", "toggle_cpu", "CPU col", show=False, tooltip="Show or hide the CPU column"),
         Binding("end", "follow", "Follow", show=False),
         Binding("up", "scroll_up", "Up", show=False),
         Binding("down", "scroll_down", "Down", show=False),

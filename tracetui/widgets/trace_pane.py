@@ -28,6 +28,7 @@ class TracePane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
         self.trace: TraceState | None = None
+        self._resync = False  # the output was just submitted: show the daemon's value again
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -64,14 +65,16 @@ class TracePane(Vertical):
         start.label = "Stop" if trace.recording else "Start"
         start.variant = "warning" if trace.recording else "success"
         output = self.query_one("#output", Input)
-        if not output.has_focus:
+        if not output.has_focus or self._resync:
             output.value = trace.output
+        self._resync = False
         self.query_one("#trace-rules", Static).update(rules_text(trace.filter))
 
     @on(Input.Submitted, "#output")
     def _output(self, event: Input.Submitted) -> None:
         event.stop()
         if self.trace is not None:
+            self._resync = True
             self.post_message(Request("write", f"{self.trace.name}/output", event.value))
 
     @on(Button.Pressed)

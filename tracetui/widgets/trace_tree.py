@@ -151,8 +151,11 @@ class TraceTree(Tree[str], inherit_bindings=False):
                     self._by_path[path] = cnode
                 cnode.set_label(self.channel_label(c))
                 seen.add(path)
-        for path in [p for p in self._by_path if p not in seen]:
+        gone = [p for p in self._by_path if p not in seen]
+        for path in gone:
             node = self._by_path.pop(path)
+            if "/" in path and path.split("/")[0] in gone:
+                continue  # removed with its trace (removing it again raised ValueError)
             if node.tree is self and node.parent is not None:
                 node.remove()
         if self._markers_node is None:
