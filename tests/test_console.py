@@ -11,6 +11,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tracetui.app import TraceConsole
+from tracetui.screens.confirm_dialog import ConfirmDialog
 from tracetui.screens.conflict_dialog import ConflictDialog
 from tracetui.screens.filter_dialog import FilterDialog
 from tracetui.screens.help import HelpScreen
@@ -240,6 +241,34 @@ async def test_layout_save_quit_load(daemon, tmp_path: Path, monkeypatch) -> Non
         saved = tmp_path / "config" / "tracetui" / "layouts" / "session1.toml"
         await until(pilot, lambda: saved.exists())
         await pilot.press("q")
+
+    # Saving again under an existing name asks before replacing that saved session.
+    other = saved.with_name("other.toml")
+    app = TraceConsole(runtime_dir=daemon.runtime_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot)
+
+        async def save_as_other() -> None:
+            await pilot.press("ctrl+s")
+            await type_text(pilot, "other")
+            await pilot.press("enter")
+
+        await save_as_other()
+        await until(pilot, lambda: other.exists())
+        before = other.read_text()
+        c.write("mytrace/filter", "!proc_exec")
+        await save_as_other()
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")
+        await until(pilot, lambda: any("kept as it was" in m for m in notes(app)))
+        assert other.read_text() == before
+        await save_as_other()
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: other.read_text() != before)
+        await pilot.press("q")
+    c.write("mytrace/filter", "proc_exec")
+    assert c.read("mytrace/filter").split() == ["sched_switch", "proc_exec"]
 
     c.rmdir("mytrace")
     assert c.ls("") == [e for e in c.ls("") if e.kind != "dir"]
@@ -592,7 +621,6 @@ async def test_deleting_a_trace_with_channels(daemon) -> None:
 async def test_palette_commands_act_on_what_they_name(daemon) -> None:
     """With a live view showing, "trace: Delete" closed the view and "trace: Edit filter"
     edited the view's name filter (they ran the keys' context-dependent actions)."""
-    from tracetui.screens.confirm_dialog import ConfirmDialog
 
     c = daemon.client
     c.mkdir("t")

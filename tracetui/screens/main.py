@@ -716,8 +716,28 @@ class MainScreen(Screen[None]):
         from tracetui.screens.name_dialog import NameDialog
 
         async def done(name: str | None) -> None:
-            if name:
+            if not name:
+                return
+            try:
+                path = layouts.resolve(name, self._layout_dir)
+            except layouts.LayoutError as e:
+                self.notify(_sentence(e), title="Layout not saved", severity="error", timeout=8)
+                return
+            if not path.exists():
                 await self.save_layout(name)
+                return
+            # Never replace a saved session silently.
+            from tracetui.screens.confirm_dialog import ConfirmDialog
+
+            async def replace(yes: bool | None) -> None:
+                if yes:
+                    await self.save_layout(name)
+                else:
+                    self.notify(f"Layout {path} kept as it was.")
+
+            self.app.push_screen(
+                ConfirmDialog(f"Replace the layout {path}?", yes="Replace"), replace
+            )
 
         self.app.push_screen(
             NameDialog(
