@@ -38,6 +38,9 @@ def stats_table(stats: ChannelStats) -> str:
     return "\n".join(rows)
 
 
+_NO_BUFFERS = "no buffers yet: counters start once the channel is allocated (a) or started"
+
+
 class ChannelPane(Vertical):
     """Shows one channel and asks for changes to it."""
 
@@ -113,6 +116,9 @@ class ChannelPane(Vertical):
         state.update("allocated" if channel.allocated else "not allocated")
         state.set_classes("value " + ("state-on" if channel.allocated else "state-off"))
         self.query_one("#allocate", Button).label = "Free" if channel.allocated else "Allocate"
+        if not channel.allocated:
+            self.query_one("#rate", Static).update(_NO_BUFFERS)
+            self.query_one("#stats", Static).update("")
         self.query_one("#channel-rules", Static).update(rules_text(channel.filter, routing=True))
         self.query_one("#clear-filter", Button).disabled = path.endswith("/main")
         self.query_one("#edit-filter", Button).disabled = path.endswith("/main")
@@ -129,6 +135,8 @@ class ChannelPane(Vertical):
             f"{rate or 0:,.0f} records/s · recorded {t.recorded:,} · discarded {t.discarded:,}"
             f" · overwritten {t.overwritten:,}"
         )
+        if self.channel is not None and not self.channel.allocated:
+            text = _NO_BUFFERS
         rate_w = self.query_one("#rate", Static)
         rate_w.update(text)
         rate_w.set_class(lost > 0, "loss")
