@@ -140,8 +140,8 @@ def main() -> int:
             for _ in range(10):
                 t0 = time.perf_counter()
                 subprocess.run(
-                    [sys.executable, "-m", "tracetui", "--runtime-dir", str(directory), "read",
-                     "bench/main/flight"],
+                    runtime.python_command("-m", "tracetui", "--runtime-dir", str(directory),
+                                           "read", "bench/main/flight"),
                     check=True,
                     capture_output=True,
                 )  # fmt: skip

@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 
-from tracetui.core import buffers
+from tracetui.core import buffers, runtime
 from tracetui.core.ctf import Marker, TraceWriter
 from tracetui.core.reader import Event, Trace
 
@@ -121,7 +121,7 @@ def main() -> int:
         res["read_dict_eps"] = n / statistics.median(
             read_once(path, True)[1] for _ in range(args.repeat)
         )
-        dump = [sys.executable, "-m", "tracetui", "dump", path]
+        dump = runtime.python_command("-m", "tracetui", "dump", path)
         res["dump_eps"] = n / statistics.median(run_cmd(dump) for _ in range(args.repeat))
         bt2 = shutil.which("babeltrace2")
         if bt2:

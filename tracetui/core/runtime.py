@@ -172,8 +172,18 @@ def pid_alive(pid: int) -> bool:
 runtime_dir_of = runtime_dir  # for functions whose runtime_dir parameter shadows the function
 
 
+def python_command(*args: str) -> list[str]:
+    """Run this interpreter on ARGS with the installed tracetui, whatever the working directory.
+
+    ``-P`` (Python 3.11+) keeps the working directory (or a script's folder) off ``sys.path``:
+    started from a clone's root, ``python -m tracetui`` would otherwise import the source tree,
+    which has no compiled native module after a plain ``pip install .``.
+    """
+    return [sys.executable, "-P", *args]
+
+
 def daemon_command(directory: Path) -> list[str]:
-    return [sys.executable, "-m", "tracetui", "daemon", "--runtime-dir", str(directory)]
+    return python_command("-m", "tracetui", "daemon", "--runtime-dir", str(directory))
 
 
 def spawn_daemon(
