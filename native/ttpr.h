@@ -48,6 +48,28 @@ struct ttpr_targets *ttpr_marker_swap(struct ttpr_marker *m, struct ttpr_targets
 void ttpr_marker_set_id(struct ttpr_marker *m, uint16_t id);
 
 /*
+ * ttpr_synchronize - wait until every emit (in any thread of this process)
+ * that was in progress when it was called has finished: after a
+ * ttpr_marker_swap(), no writer still uses the list it returned, and every
+ * record reserved under the old list is committed.
+ * Emitters pay a thread-local nesting counter and compiler barriers; this
+ * side pays membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) (a seq_cst fence on
+ * the emit side instead, if the kernel lacks it) and polls the threads.
+ * Return: 0; -ETIMEDOUT when an emit in progress did not finish within
+ * @timeout_ns (a stopped or descheduled thread); the caller may call again.
+ */
+int ttpr_synchronize(uint64_t timeout_ns);
+
+/*
+ * Test hook (tests only): while @hold is non-zero, every emit of this process
+ * stops between reserving and committing its record, as a writer stopped
+ * mid-record would, until the hook is cleared.  ttpr_test_held() says how
+ * many emits are held right now.  Return: 0.
+ */
+int ttpr_test_hold(int hold);
+int ttpr_test_held(void);
+
+/*
  * Emitters.  Return: the number of targets that lost the event (buffer
  * full, too big: counted in the buffers' stats), or -ERANGE when a value
  * does not fit its field (the caller's bug; nothing was written).
