@@ -219,6 +219,11 @@ static __attribute__((noinline)) void test_hold_here(void)
     atomic_fetch_sub(&test_held, 1);
 }
 
+static inline _Atomic uint64_t *early(struct ttpr_marker *m)
+{
+    return (_Atomic uint64_t *)&m->early_;
+}
+
 static inline _Atomic(struct ttpr_targets *) *tp(struct ttpr_marker *m)
 {
     return (_Atomic(struct ttpr_targets *) *)&m->targets_;
@@ -253,6 +258,8 @@ int ttpr_marker_init(struct ttpr_marker *m, uint16_t id, const uint8_t *types, u
         if (types[i] < TTPR_I32 || types[i] > TTPR_F64)
             return -EINVAL;
     atomic_store(tp(m), NULL);
+    m->count_early = 0;
+    atomic_store(early(m), 0);
     m->id = id;
     m->nfields = (uint8_t)n;
     memcpy(m->types, types, n);
@@ -273,6 +280,21 @@ struct ttpr_targets *ttpr_marker_swap(struct ttpr_marker *m, struct ttpr_targets
 }
 
 void ttpr_marker_set_id(struct ttpr_marker *m, uint16_t id) { m->id = id; }
+
+void ttpr_marker_count_early(struct ttpr_marker *m, int on)
+{
+    __atomic_store_n(&m->count_early, on ? 1u : 0u, __ATOMIC_RELAXED);
+}
+
+uint64_t ttpr_marker_take_early(struct ttpr_marker *m)
+{
+    return atomic_exchange(early(m), 0);
+}
+
+static __attribute__((noinline)) void count_early(struct ttpr_marker *m)
+{
+    atomic_fetch_add_explicit(early(m), 1, memory_order_relaxed);
+}
 
 
 static inline int in_range(uint8_t type, int64_t v)
@@ -330,6 +352,8 @@ encode:
         return 0;
     t = atomic_load_explicit(tp(m), memory_order_acquire);
     if (!t) {
+        if (unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
+            count_early(m);
         rd_exit();
         return 0;
     }
@@ -383,6 +407,8 @@ int ttpr_emit_bytes(struct ttpr_marker *m, const char *payload, uint32_t len)
     if (unlikely(!rd_enter()))
         return 0;
     struct ttpr_targets *t = atomic_load_explicit(tp(m), memory_order_acquire);
+    if (!t && unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
+        count_early(m);
     int lost = 0;
     for (uint32_t k = 0; t && k < t->n; k++)
         lost += ttrb_write(t->chan[k], m->id, payload, len) != 0;

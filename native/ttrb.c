@@ -951,6 +951,30 @@ uint64_t ttrb_pending(const struct ttrb_chan *c, uint32_t b)
     return end > cnum ? end - cnum : 0;
 }
 
+uint64_t ttrb_incomplete(const struct ttrb_chan *c, uint32_t b)
+{
+    if (b >= c->nbuf)
+        return 0;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    uint64_t n = 0;
+    for (uint64_t k = cnum; k < (w >> c->sb_shift); k++) {
+        struct slot_meta *m = meta_of(c, bc, k);
+        if (atomic_load_explicit(&m->done, memory_order_acquire) != (k >> c->n_shift) + 1)
+            n++;
+    }
+    return n;
+}
+
+int ttrb_charge_lost(struct ttrb_chan *c, uint32_t b, uint64_t n)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    atomic_fetch_add_explicit(&ctl_of(c, b)->discarded, n, memory_order_relaxed);
+    return 0;
+}
+
 int ttrb_stats(const struct ttrb_chan *c, uint32_t b, struct ttrb_stats *out)
 {
     if (b >= c->nbuf)

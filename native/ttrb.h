@@ -211,6 +211,11 @@ int ttrb_reclaim(struct ttrb_chan *chan, uint32_t buffer, uint64_t k);
  * yet; 0 once the consumer has everything. */
 uint64_t ttrb_pending(const struct ttrb_chan *chan, uint32_t buffer);
 
+/* Closed, unconsumed sub-buffers of @buffer that are not complete (hold a
+ * reservation not committed yet).  After ttrb_flush, 0 means no writer that
+ * reserved before the flush still owes a commit. */
+uint64_t ttrb_incomplete(const struct ttrb_chan *chan, uint32_t buffer);
+
 /*
  * ttrb_check_stuck - detect a sub-buffer a dead writer left incomplete.
  * Call periodically with the current CLOCK_MONOTONIC time.  When the oldest
@@ -223,6 +228,10 @@ uint64_t ttrb_pending(const struct ttrb_chan *chan, uint32_t buffer);
  */
 int ttrb_check_stuck(struct ttrb_chan *chan, uint32_t buffer, uint64_t now_ns,
                      uint64_t timeout_ns);
+
+/* Count @n records lost before they reached @buffer (a probe's early events,
+ * TT_LOST) as discarded: the next packet carries them.  Return: 0; -EINVAL. */
+int ttrb_charge_lost(struct ttrb_chan *chan, uint32_t buffer, uint64_t n);
 
 int ttrb_stats(const struct ttrb_chan *chan, uint32_t buffer,
                struct ttrb_stats *out);
