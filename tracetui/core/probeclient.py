@@ -44,6 +44,7 @@ from tracetui.core.errors import TraceError
 PING_S = 1.0
 DEAD_S = 3.5  # no message from the daemon for this long: it is gone
 RETRY_S = 0.5
+STALL_S = 1.5  # a loop turn takes at most PING_S / 2: a longer gap means we were stopped
 SYNC_FIRST_S = 0.2  # quiescence wait right after a table; then retried every loop turn
 SYNC_RETRY_S = 0.05
 DEFAULT_REGISTER_TIMEOUT_S = 3.0  # LTTng-UST's LTTNG_UST_REGISTER_TIMEOUT default
@@ -178,15 +179,20 @@ class ProbeClient:
         last_rx = time.monotonic()
         last_ping = 0.0
         self.connected.set()
+        last_turn = time.monotonic()
         while not self._stop:
             self._send_pending()
             now = time.monotonic()
+            if now - last_turn > STALL_S:
+                # This process was stopped (SIGSTOP, ctrl+Z, a debugger), not the daemon:
+                # ask again before judging it gone.
+                last_rx = now
+                last_ping = 0.0
+            last_turn = now
             if now - last_ping >= PING_S:
                 self._send(R.encode_ping(self._next()))
                 last_ping = now
                 self._reap(now)
-            if now - last_rx > DEAD_S:
-                return
             assert self._sock is not None
             ready, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [], PING_S / 2)
             if self._wake_r in ready:
@@ -194,6 +200,8 @@ class ProbeClient:
                     os.read(self._wake_r, 4096)
             if self._sock.fileno() in ready and self._receive():
                 last_rx = time.monotonic()
+            if time.monotonic() - last_rx > DEAD_S:
+                return
             if self._unacked is not None:
                 self._try_ack(SYNC_RETRY_S)
 

@@ -485,14 +485,18 @@ class Recorder:
                 continue
             seen = self._stuck.get(key)
             if seen is None or (seen.subbuf, seen.commit) != st:
-                # Every probe mapping it must show it is not mid-emit before a reclaim.
-                self.push_all_targets(force=True)
-                self._stuck[key] = Stuck(st[0], st[1], now, self.gen)
+                self._stuck[key] = Stuck(st[0], st[1], now, 0)
                 continue
             if not dead or now - seen.since < STUCK_SETTLE_S:
                 continue
             if any(s == "stopped" for s in states.values()):
                 continue  # a stopped process may hold the reservation: wait for it
+            if not seen.gen:
+                # Every living probe must show it is not in the middle of an emit (its
+                # acknowledgement of a new table means exactly that) before a reclaim.
+                self.push_all_targets(force=True)
+                seen.gen = max(self.gen, 1)
+                continue
             probes = {p.pid: p for p in self.probes.values()}
             if any(
                 s == "running" and pid in probes and probes[pid].acked_gen < seen.gen

@@ -1,0 +1,220 @@
+"""Exact accounting on real processes and a real daemon: every event recorded or counted.
+
+Covers issue 8: short-lived programs (registration waits for the targets), start/stop and
+filter changes while several processes emit (a change is in force when its reply returns),
+overload (recorded + lost = emitted, for the reader, babeltrace2 and the stats), stopped
+writers (waited for, never reclaimed) and dead ones (reclaimed and counted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tracetui.core.namespace import parse_stats
+from tracetui.core.reader import Event, Loss, Trace
+
+HELPER = str(Path(__file__).parent / "helpers" / "exact_emitter.py")
+BT2 = shutil.which("babeltrace2")
+needs_bt2 = pytest.mark.skipif(BT2 is None, reason="babeltrace2 is not installed")
+
+
+def spawn(daemon, *args: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen(
+        [sys.executable, HELPER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=daemon.env(),
+    )
+
+
+def expect(proc: subprocess.Popen[str], word: str, timeout: float = 30.0) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith(word):
+            return line.strip()
+        if not line and proc.poll() is not None:
+            break
+    err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+    raise AssertionError(f"helper did not say {word!r}: {err}")
+
+
+def kill_all(procs: list[subprocess.Popen[str]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+        p.wait(10)
+
+
+def setup(daemon, name: str, out: Path, **settings: str) -> None:  # type: ignore[no-untyped-def]
+    c = daemon.client
+    c.mkdir(name)
+    c.write(f"{name}/output", str(out))
+    for k, v in settings.items():
+        c.write(f"{name}/main/{k}", v)
+
+
+def account(out: Path) -> tuple[list[Event], int]:
+    """Events and events lost, as tracetui's reader sees the trace."""
+    items = list(Trace(out))
+    events = [i for i in items if isinstance(i, Event)]
+    lost = sum(i.lost for i in items if isinstance(i, Loss) and i.unit == "events")
+    assert not [i for i in items if isinstance(i, Loss) and i.unit != "events"]
+    return events, lost
+
+
+def bt2_account(out: Path) -> tuple[int, int]:
+    """Events and events lost, as babeltrace2 sees the trace."""
+    assert BT2 is not None
+    r = subprocess.run([BT2, str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lost = sum(int(n) for n in re.findall(r"Tracer discarded (\d+) events", r.stderr))
+    return len(r.stdout.splitlines()), lost
+
+
+def total_stats(daemon, path: str):  # type: ignore[no-untyped-def]
+    return parse_stats(daemon.client.read(f"{path}/stats"))["total"]
+
+
+def recording(daemon) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return json.loads(daemon.client.read("recording"))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@needs_bt2
+@pytest.mark.slow
+def test_many_short_lived_processes_are_exact_from_their_first_event(
+    daemon, tmp_path: Path
+) -> None:
+    big, small = tmp_path / "big", tmp_path / "small"
+    # Two traces record the same bursts: one holds them all, one is small enough that the
+    # bursts overflow it (losses happen and must be counted).
+    setup(daemon, "big", big, subbuf_size="1M", n_subbuf="8", **{"global": "1"})
+    setup(daemon, "small", small, subbuf_size="4K", n_subbuf="4", **{"global": "1"})
+    daemon.client.write("big/start", "1")
+    daemon.client.write("small/start", "1")
+    n, per = 12, 3000
+    procs = [spawn(daemon, "burst", str(per)) for _ in range(n)]
+    try:
+        emitted = sum(int(expect(p, "done").split()[1]) for p in procs)
+        for p in procs:
+            assert p.wait(30) == 0, p.stderr.read() if p.stderr else ""
+    finally:
+        kill_all(procs)
+    daemon.client.write("big/start", "0")
+    daemon.client.write("small/start", "0")
+    assert emitted == n * per
+
+    # Every process's every event, from its first one on.
+    events, lost = account(big)
+    assert lost == 0
+    by_pid: dict[int, list[int]] = defaultdict(list)
+    for e in events:
+        by_pid[e.fields["pid"]].append(e.fields["seq"])
+    assert sorted(by_pid) == sorted(p.pid for p in procs)
+    for seqs in by_pid.values():
+        assert seqs == list(range(per))
+
+    events, lost = account(small)
+    assert lost > 0
+    assert len(events) + lost == emitted
+    st = total_stats(daemon, "small/main")
+    assert (st.recorded, st.discarded) == (len(events), lost)
+    assert bt2_account(small) == (len(events), lost)
+
+
+@needs_bt2
+def test_two_flooding_processes_overloaded_count_every_loss(daemon, tmp_path: Path) -> None:
+    out = tmp_path / "trace"
+    stop = tmp_path / "stop"
+    setup(daemon, "over", out, subbuf_size="4K", n_subbuf="2")  # per-CPU, tiny: overload
+    daemon.client.write("over/start", "1")
+    procs = [spawn(daemon, "flood", str(stop)) for _ in range(2)]
+    try:
+        for p in procs:
+            expect(p, "ready")
+        time.sleep(1.5)
+        stop.touch()
+        emitted = sum(int(expect(p, "done").split()[1]) for p in procs)
+    finally:
+        kill_all(procs)
+    daemon.client.write("over/start", "0")
+    events, lost = account(out)
+    assert lost > 0
+    assert len(events) + lost == emitted
+    st = total_stats(daemon, "over/main")
+    assert (st.recorded, st.discarded, st.lost_dead) == (len(events), lost, 0)
+    assert bt2_account(out) == (len(events), lost)
+
+
+def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
+    daemon, tmp_path: Path
+) -> None:
+    out = tmp_path / "trace"
+    setup(daemon, "win", out, subbuf_size="256K", n_subbuf="32")
+    c = daemon.client
+    nproc = 3
+    shared = tmp_path / "counters"
+    shared.write_bytes(bytes(8 * nproc))
+    with open(shared, "r+b") as f:
+        mm = mmap.mmap(f.fileno(), 0)
+
+    def counters() -> list[int]:
+        return [struct.unpack_from("<q", mm, 8 * i)[0] for i in range(nproc)]
+
+    procs = [spawn(daemon, "window", str(shared), str(i)) for i in range(nproc)]
+    try:
+        for p in procs:
+            expect(p, "ready")
+        time.sleep(0.3)
+        before_start = counters()
+        assert c.write("win/start", "1") == ""
+        after_start = counters()
+        time.sleep(0.4)
+        before_filter = counters()
+        assert c.write("win/filter", "!win_b") == ""
+        after_filter = counters()
+        time.sleep(0.4)
+        before_stop = counters()
+        assert c.write("win/start", "0") == ""
+        after_stop = counters()
+        time.sleep(0.3)
+        assert all(p.poll() is None for p in procs)
+    finally:
+        kill_all(procs)
+
+    events, lost = account(out)
+    assert lost == 0
+    got: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for e in events:
+        got[(e.name, e.fields["slot"])].add(e.fields["seq"])
+    for i in range(nproc):
+        a, b = got[("win_a", i)], got[("win_b", i)]
+        # Emitted before the start write was sent (both calls returned): not in the trace.
+        assert not [s for s in a | b if s <= before_start[i]]
+        # Begun after a reply returned (seq >= counter + 2) follows the new settings; what
+        # returned before a write was sent (seq <= counter) followed the old ones.
+        assert set(range(after_start[i] + 2, before_stop[i] + 1)) <= a
+        assert set(range(after_start[i] + 2, before_filter[i] + 1)) <= b
+        assert not [s for s in b if s >= after_filter[i] + 2]
+        assert not [s for s in a if s >= after_stop[i] + 2]
+        assert before_stop[i] - after_start[i] > 1000  # the windows were not empty
