@@ -905,12 +905,16 @@ int ttrb_reclaim(struct ttrb_chan *c, uint32_t b, uint64_t k)
      * bytes may be torn, and which record is cannot be known). */
     uint64_t missing = (cycle_end - commit) & BYTES_MASK;
     __atomic_store_n(&m->dropped, 1, __ATOMIC_RELAXED);
+    /* The dropped packet is never read: the loss count it would carry must
+     * still reach a later packet (flush_losses looks at reported_lost). */
+    uint64_t reported = atomic_load_explicit(&bc->reported_lost, memory_order_relaxed);
     uint64_t old = atomic_fetch_add_explicit(&m->commit, missing, memory_order_acq_rel);
     if (((old + missing) & BYTES_MASK) == (cycle_end & BYTES_MASK)) {
         /* The closer may have died before recording where content ends. */
         if (m->content_end < TTRB_PACKET_HEADER_SIZE || m->content_end > c->subbuf_size)
             m->content_end = TTRB_PACKET_HEADER_SIZE;
         publish(c, b, bc, k, old + missing);
+        atomic_store_explicit(&bc->reported_lost, reported, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&bc->discarded, m->nrec, memory_order_relaxed);
     atomic_fetch_add_explicit(&bc->lost_dead, m->nrec, memory_order_relaxed);

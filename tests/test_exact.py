@@ -218,3 +218,112 @@ def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
         assert not [s for s in b if s >= after_filter[i] + 2]
         assert not [s for s in a if s >= after_stop[i] + 2]
         assert before_stop[i] - after_start[i] > 1000  # the windows were not empty
+
+
+def check_flood(events: list[Event], pids: set[int]) -> None:
+    """Every record intact: fields consistent, each process's seqs increasing."""
+    last: dict[int, int] = {}
+    for e in events:
+        f = e.fields
+        assert f["pid"] in pids and f["x"] == 7 * f["seq"], f
+        assert f["seq"] > last.get(f["pid"], -1)
+        last[f["pid"]] = f["seq"]
+
+
+@needs_bt2
+@pytest.mark.slow
+def test_writers_stopped_mid_flood_are_waited_for_and_nothing_is_torn(
+    daemon, tmp_path: Path
+) -> None:
+    out = tmp_path / "trace"
+    stop = tmp_path / "stop"
+    setup(daemon, "stp", out, subbuf_size="16K", n_subbuf="4")
+    c = daemon.client
+    c.write("stp/start", "1")
+    procs = [spawn(daemon, "flood", str(stop)) for _ in range(3)]
+    try:
+        for p in procs:
+            expect(p, "ready")
+        time.sleep(0.5)
+        # Longer than every timeout of the probe (3.5 s), the daemon's acknowledgement wait
+        # (1 s) and the old stuck-writer timeout (2 s); then two at once, again.
+        for group, pause in (([procs[0]], 5.5), (procs[1:], 2.5), ([procs[0], procs[2]], 2.5)):
+            for p in group:
+                p.send_signal(signal.SIGSTOP)
+            time.sleep(pause)
+            assert recording(daemon)["reclaimed"] == 0
+            for p in group:
+                p.send_signal(signal.SIGCONT)
+            time.sleep(0.5)
+        stop.touch()
+        emitted = sum(int(expect(p, "done").split()[1]) for p in procs)
+    finally:
+        kill_all(procs)
+    assert c.write("stp/start", "0") == ""
+    events, lost = account(out)
+    assert len(events) + lost == emitted
+    check_flood(events, {p.pid for p in procs})
+    st = total_stats(daemon, "stp/main")
+    assert (st.recorded, st.discarded, st.lost_dead, st.stuck_packets) == (
+        len(events),
+        lost,
+        0,
+        0,
+    )
+    # Each process went on recording after each stop.
+    assert {e.fields["pid"] for e in events[-len(events) // 4 :]} == {p.pid for p in procs}
+    assert bt2_account(out) == (len(events), lost)
+
+
+@needs_bt2
+@pytest.mark.slow
+def test_writer_held_mid_record_is_waited_for_while_stopped_and_reclaimed_once_dead(
+    daemon, tmp_path: Path
+) -> None:
+    out = tmp_path / "trace"
+    stop = tmp_path / "stop"
+    setup(daemon, "hold", out, subbuf_size="4K", n_subbuf="4", **{"global": "1"})
+    c = daemon.client
+    c.write("hold/start", "1")
+    holder = spawn(daemon, "hold")
+    flooder = None
+    try:
+        expect(holder, "held")
+        flooder = spawn(daemon, "flood", str(stop))
+        expect(flooder, "ready")
+        time.sleep(0.5)
+        holder.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)
+        # The sub-buffer behind the held record cannot complete: the channel filled behind
+        # it and the flood's records are counted as discarded, exactly; nothing reclaimed.
+        st = total_stats(daemon, "hold/main")
+        assert st.discarded > 0 and st.lost_dead == 0 and st.stuck_packets == 0
+        assert recording(daemon)["reclaimed"] == 0
+        stop.touch()
+        emitted = int(expect(flooder, "done").split()[1])
+        # Stopping the trace now: the held process cannot acknowledge, and is named.
+        r = daemon.cli("write", "hold/start", "0")
+        assert r.returncode == 0, r.stderr
+        assert f"process {holder.pid} did not acknowledge" in r.stderr
+        assert f"process {holder.pid} did not acknowledge" in daemon.log()
+        time.sleep(1.0)
+        rec = recording(daemon)
+        assert rec["lingering"] == ["hold"] and rec["reclaimed"] == 0
+        # Killed: now it is dead, its sub-buffer is reclaimed and counted, the trace closes.
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        deadline = time.monotonic() + 10
+        while recording(daemon)["lingering"]:
+            assert time.monotonic() < deadline, "the dead writer's sub-buffer was not reclaimed"
+            time.sleep(0.1)
+        assert recording(daemon)["reclaimed"] == 1
+    finally:
+        kill_all([holder] + ([flooder] if flooder else []))
+    st = total_stats(daemon, "hold/main")
+    assert st.stuck_packets == 1
+    events, lost = account(out)
+    # The held record's emit never returned: it was not emitted.  Everything else was.
+    assert len(events) + lost == emitted, (st, daemon.log())
+    assert (st.recorded - st.lost_dead, st.discarded) == (len(events), lost)
+    check_flood(events, {flooder.pid})
+    assert bt2_account(out) == (len(events), lost)

@@ -195,6 +195,9 @@ class ProbeClient:
                 self._reap(now)
             assert self._sock is not None
             ready, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [], PING_S / 2)
+            if time.monotonic() - now > STALL_S:
+                last_rx = time.monotonic()  # stopped inside select: see above
+                last_ping = 0.0
             if self._wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)

@@ -41,6 +41,7 @@ import json
 import os
 import socket
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,7 @@ class Waiter:
     need: dict[int, int]  # probe port -> generation it must acknowledge
     deadline: float
     stops: list[str]  # traces whose final drain waits for the same acknowledgements
+    path: str  # what was written (the request's payload is not ours to keep)
 
 
 @dataclass
@@ -255,7 +257,8 @@ class Recorder:
                 self._finish_stop(name)
             return False
         req.answered = True
-        self.waiters.append(Waiter(req, need, time.monotonic() + self.ack_timeout, stops))
+        path = req.attrs.str(P.TT_A_PATH, "")
+        self.waiters.append(Waiter(req, need, time.monotonic() + self.ack_timeout, stops, path))
         return True
 
     def _check_waiters(self, now: float) -> None:
@@ -269,7 +272,10 @@ class Recorder:
                 continue
             self.waiters.remove(w)
             for name in w.stops:
-                self._finish_stop(name)
+                try:
+                    self._finish_stop(name)
+                except Exception:  # the reply goes out whatever happened; the log has it
+                    log(f"final drain of trace '{name}' failed:\n{traceback.format_exc()}")
             if not missing:
                 w.req.ack()
                 continue
@@ -282,8 +288,7 @@ class Recorder:
                 f"the change within {self.ack_timeout:g} s (stopped?): "
                 "events it emits meanwhile may follow the old settings"
             )
-            path = w.req.attrs.str(1, "")
-            log(f"write {path}: {text}")
+            log(f"write {w.path}: {text}")
             w.req.daemon.send(
                 w.req.port, [P.encode_error(w.req.raw_header(), 0, text, self.d.port)]
             )
