@@ -51,7 +51,7 @@ struct reader {
     _Atomic uint64_t seq;       /* odd while an emit of the owning thread runs */
     _Atomic int in_use;         /* owned by a live thread */
     struct reader *next;        /* immutable once pushed; nodes are never freed */
-};
+} __attribute__((aligned(64))); /* a cache line each: threads never share one */
 
 #define STATIC_READERS 64
 static struct reader static_readers[STATIC_READERS];
@@ -118,9 +118,11 @@ static __attribute__((noinline)) struct reader *reader_register(void)
             goto own;
     }
     uint32_t i = atomic_fetch_add(&static_used, 1);
-    r = i < STATIC_READERS ? &static_readers[i] : calloc(1, sizeof(*r));
+    r = i < STATIC_READERS ? &static_readers[i] : aligned_alloc(64, sizeof(*r));
     if (!r)
         return NULL;
+    if (i >= STATIC_READERS)
+        memset(r, 0, sizeof(*r));
     atomic_store(&r->in_use, 1);
     r->next = atomic_load(&readers);
     while (!atomic_compare_exchange_weak_explicit(&readers, &r->next, r, memory_order_release,
