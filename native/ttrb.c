@@ -764,11 +764,11 @@ int ttrb_put_subbuf(struct ttrb_chan *c, uint32_t b)
  * packet mentions).  Only into a free slot: never overwrites anything.
  */
 static int flush_losses(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t o,
-                        uint64_t ts)
+                        uint64_t ts, int force)
 {
     uint64_t lost = atomic_load_explicit(&bc->discarded, memory_order_relaxed) +
                     atomic_load_explicit(&bc->too_big, memory_order_relaxed);
-    if (lost == atomic_load_explicit(&bc->reported_lost, memory_order_relaxed))
+    if (!force && lost == atomic_load_explicit(&bc->reported_lost, memory_order_relaxed))
         return 0;
     uint64_t k = o >> c->sb_shift;
     uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
@@ -796,7 +796,7 @@ int ttrb_flush(struct ttrb_chan *c, uint32_t b)
         uint64_t ts = rdtsc_ordered();
         uint64_t pos = o & (sb - 1);
         if (pos == 0)
-            return flush_losses(c, b, bc, o, ts);
+            return flush_losses(c, b, bc, o, ts, 0);
         if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o - pos + sb,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed)) {
@@ -975,7 +975,14 @@ int ttrb_charge_lost(struct ttrb_chan *c, uint32_t b, uint64_t n)
 {
     if (b >= c->nbuf)
         return -EINVAL;
-    atomic_fetch_add_explicit(&ctl_of(c, b)->discarded, n, memory_order_relaxed);
+    struct buf_ctl *bc = ctl_of(c, b);
+    /* Readers see a loss as an increase from one packet to the next (babeltrace2 does not
+     * count one in a stream's first packet): make sure a packet precedes the charge. */
+    ttrb_flush(c, b);
+    uint64_t o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    if (o == 0)
+        flush_losses(c, b, bc, o, rdtsc_ordered(), 1);
+    atomic_fetch_add_explicit(&bc->discarded, n, memory_order_relaxed);
     return 0;
 }
 

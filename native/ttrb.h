@@ -230,7 +230,10 @@ int ttrb_check_stuck(struct ttrb_chan *chan, uint32_t buffer, uint64_t now_ns,
                      uint64_t timeout_ns);
 
 /* Count @n records lost before they reached @buffer (a probe's early events,
- * TT_LOST) as discarded: the next packet carries them.  Return: 0; -EINVAL. */
+ * TT_LOST) as discarded: the next packet carries them.  The open packet is
+ * closed first, and an empty one written if the buffer has none yet, so the
+ * loss is an increase between two packets, which every reader counts.
+ * Consumer side (the daemon).  Return: 0; -EINVAL. */
 int ttrb_charge_lost(struct ttrb_chan *chan, uint32_t buffer, uint64_t n);
 
 int ttrb_stats(const struct ttrb_chan *chan, uint32_t buffer,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import mmap
+import os
 import re
 import shutil
 import signal
@@ -172,6 +173,9 @@ def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
     out = tmp_path / "trace"
     setup(daemon, "win", out, subbuf_size="256K", n_subbuf="32")
     c = daemon.client
+    c.mkdir("win/side")  # routes nothing ("0") until told to take win_a
+    c.write("win/side/subbuf_size", "256K")
+    c.write("win/side/n_subbuf", "32")
     nproc = 3
     shared = tmp_path / "counters"
     shared.write_bytes(bytes(8 * nproc))
@@ -194,6 +198,10 @@ def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
         assert c.write("win/filter", "!win_b") == ""
         after_filter = counters()
         time.sleep(0.4)
+        before_route = counters()
+        assert c.write("win/side/filter", "win_a") == ""
+        after_route = counters()
+        time.sleep(0.4)
         before_stop = counters()
         assert c.write("win/start", "0") == ""
         after_stop = counters()
@@ -205,8 +213,14 @@ def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
     events, lost = account(out)
     assert lost == 0
     got: dict[tuple[str, int], set[int]] = defaultdict(set)
+    side: dict[int, set[int]] = defaultdict(set)
     for e in events:
         got[(e.name, e.fields["slot"])].add(e.fields["seq"])
+        if e.channel == "side":
+            side[e.fields["slot"]].add(e.fields["seq"])
+        else:
+            assert e.channel == "main"
+
     for i in range(nproc):
         a, b = got[("win_a", i)], got[("win_b", i)]
         # Emitted before the start write was sent (both calls returned): not in the trace.
@@ -218,6 +232,79 @@ def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
         assert not [s for s in b if s >= after_filter[i] + 2]
         assert not [s for s in a if s >= after_stop[i] + 2]
         assert before_stop[i] - after_start[i] > 1000  # the windows were not empty
+        # Routing: win_a goes to "side" from the route reply on, to "main" before it.
+        assert set(range(after_route[i] + 2, before_stop[i] + 1)) <= side[i]
+        assert not [s for s in side[i] if s <= before_route[i]]
+        mine = {
+            e.fields["seq"]
+            for e in events
+            if e.channel == "main" and e.name == "win_a" and e.fields["slot"] == i
+        }
+        assert not [s for s in mine if s >= after_route[i] + 2]
+        assert side[i] | mine == a and not side[i] & mine
+
+
+@needs_bt2
+def test_events_before_a_late_registration_are_counted_as_lost(daemon, tmp_path: Path) -> None:
+    out = tmp_path / "trace"
+    setup(daemon, "late", out, subbuf_size="1M", n_subbuf="4", **{"global": "1"})
+    c = daemon.client
+    c.write("late/start", "1")
+    # The daemon cannot answer (stopped): registration times out and the program goes on.
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        p = subprocess.Popen(
+            [sys.executable, HELPER, "early", "500", "300"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**daemon.env(), "TRACETUI_REGISTER_TIMEOUT": "0.3"},
+        )
+        expect(p, "early")
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    try:
+        # Once its targets came, the 500 early events were reported and charged as lost.
+        deadline = time.monotonic() + 15
+        while total_stats(daemon, "late/main").discarded < 500:
+            assert time.monotonic() < deadline, "the early events were never reported"
+            time.sleep(0.05)
+        assert p.stdin is not None
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert expect(p, "done") == "done 800"
+        assert p.wait(10) == 0
+    finally:
+        kill_all([p])
+    c.write("late/start", "0")
+    events, lost = account(out)
+    assert [e.fields["seq"] for e in events] == list(range(500, 800))
+    assert lost == 500
+    assert bt2_account(out) == (300, 500)
+
+
+def test_defining_markers_without_a_daemon_does_not_wait(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    # A port file left by a daemon that is gone: nobody to wait for either.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    port = {"port": 1, "pid": dead.pid, "uid": os.getuid(), "protocol": 1}
+    (run / "daemon.port").write_text(json.dumps(port))
+    os.chmod(run / "daemon.port", 0o600)
+    for directory in (tmp_path / "nobody", run):
+        env = {**os.environ, "TRACETUI_RUNTIME_DIR": str(directory)}
+        env["TRACETUI_REGISTER_TIMEOUT"] = "5"
+        r = subprocess.run(
+            [sys.executable, HELPER, "markers", "20"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        assert float(r.stdout.split()[1]) < 1.0, r.stdout
 
 
 def check_flood(events: list[Event], pids: set[int]) -> None:

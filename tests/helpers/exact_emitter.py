@@ -9,6 +9,9 @@ window FILE SLOT     emit win_a(i, SLOT), win_b(i, SLOT) for i = 0, 1, ... (20,0
                      of FILE (shared with the test); until killed
 flood STOPFILE       emit load_seq(i, pid, 7 * i) as fast as it can until STOPFILE exists;
                      print "done N" (N emits returned)
+early N M            define a marker, emit N events at once (its targets may not be known yet),
+                     print "early", wait for a line on stdin, emit M more; print "done N+M"
+markers K            define K markers; print "took S" (seconds marker() calls took)
 hold                 emit one held_ev(1) in a thread, held between reserve and commit by the
                      native test hook; print "held" once it is; then sleep until killed
 """
@@ -66,6 +69,24 @@ def flood(stopfile: str) -> None:
     print(f"done {i}", flush=True)
 
 
+def early(n: int, m: int) -> None:
+    ev = probe.marker("early_ev", "seq %lu")
+    for i in range(n):
+        ev(i)
+    print("early", flush=True)
+    sys.stdin.readline()
+    for i in range(n, n + m):
+        ev(i)
+    print(f"done {n + m}", flush=True)
+
+
+def markers(k: int) -> None:
+    t0 = time.monotonic()
+    for i in range(k):
+        probe.marker(f"m_{i}", "x %d")
+    print(f"took {time.monotonic() - t0:.3f}", flush=True)
+
+
 def hold() -> None:
     from tracetui.core import buffers
 
@@ -87,6 +108,10 @@ def main() -> None:
         window(sys.argv[2], int(sys.argv[3]))
     elif scenario == "flood":
         flood(sys.argv[2])
+    elif scenario == "early":
+        early(int(sys.argv[2]), int(sys.argv[3]))
+    elif scenario == "markers":
+        markers(int(sys.argv[2]))
     elif scenario == "hold":
         hold()
     else:
