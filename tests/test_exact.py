@@ -385,6 +385,10 @@ def test_writer_held_mid_record_is_waited_for_while_stopped_and_reclaimed_once_d
         st = total_stats(daemon, "hold/main")
         assert st.discarded > 0 and st.lost_dead == 0 and st.stuck_packets == 0
         assert recording(daemon)["reclaimed"] == 0
+        # A write that moves no event waits for nobody, stopped or not.
+        t0 = time.monotonic()
+        assert c.write("hold/main/flight", "0") == ""
+        assert time.monotonic() - t0 < 0.5
         stop.touch()
         emitted = int(expect(flooder, "done").split()[1])
         # Stopping the trace now: the held process cannot acknowledge, and is named.

@@ -136,6 +136,7 @@ class Recorder:
         self.ack_timeout = ACK_TIMEOUT_S
         self.waiters: list[Waiter] = []
         self._stops_new: list[str] = []  # stopped during the request being handled
+        self._pushed_now: set[int] = set()  # probe ports sent a new table during it
         self._stopping: dict[str, float] = {}  # trace -> deadline of its final drain
         self.lingering: set[str] = set()  # stopped, output open: a reservation is uncommitted
         self._stuck: dict[tuple[str, int], Stuck] = {}
@@ -156,6 +157,14 @@ class Recorder:
         daemon.handle(R.TT_TARGETS_ACK, self._targets_ack)
         daemon.handle(R.TT_LOST, self._lost)
         daemon.deferrers.append(self.defer)
+        write = daemon.handlers[P.TT_WRITE]
+
+        def write_request(req: Request) -> None:
+            # Only the tables this write changes are waited for.
+            self._pushed_now = set()
+            write(req)
+
+        daemon.handle(P.TT_WRITE, write_request)
         daemon.handle(R.TT_LIVE_SUBSCRIBE, self._live_subscribe)
         daemon.handle(R.TT_LIVE_UNSUBSCRIBE, self._live_unsubscribe)
         daemon.every(CONSUME_S, self.tick)
@@ -239,6 +248,7 @@ class Recorder:
             return  # nothing moved for this process: nothing to wait for either
         self.gen += 1
         p.table, p.sent_gen = table, self.gen
+        self._pushed_now.add(p.port)
         self.d.send(p.port, [R.encode_targets(table, self.d.port, self.gen)])
 
     def push_all_targets(self, force: bool = False) -> None:
@@ -251,7 +261,12 @@ class Recorder:
         """Called by the daemon after a write: hold its reply until the probes whose table
         changed acknowledged.  True when the reply is ours to send."""
         stops, self._stops_new = self._stops_new, []
-        need = {p.port: p.sent_gen for p in self.probes.values() if p.acked_gen < p.sent_gen}
+        pushed, self._pushed_now = self._pushed_now, set()
+        need = {
+            p.port: p.sent_gen
+            for port in pushed
+            if (p := self.probes.get(port)) is not None and p.acked_gen < p.sent_gen
+        }
         if not need:
             for name in stops:
                 self._finish_stop(name)
