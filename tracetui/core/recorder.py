@@ -398,8 +398,18 @@ class Recorder:
     def _on_freeing(self, t: Trace, c: TraceChannel) -> None:
         if t.name in self._stopping:
             self._finish_stop(t.name)  # no loop turn left to wait in (daemon shutdown)
-        if c.buffers is not None and not c.flight and t.name in self.writers:
-            self._drain(t, c, self.writers[t.name], budget=None)
+        w = self.writers.get(t.name)
+        if w is not None and not t.running:
+            # Lingering (a writer still owed a commit): the buffers go now, so what they hold
+            # is written and the output closed; the owed record is gone with them.
+            for other in t.channels.values():
+                if other.buffers is not None and not other.flight:
+                    self._drain(t, other, w, budget=None)
+                    if other.buffers.flush():
+                        self._drain(t, other, w, budget=None)
+            self._close_writer(t, w)
+        elif c.buffers is not None and not c.flight and w is not None:
+            self._drain(t, c, w, budget=None)
         self.lingering.discard(t.name)
         for b in range(c.buffers.nbuf if c.buffers else 0):
             self._stuck.pop((c.shm_name, b), None)
