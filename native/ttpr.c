@@ -12,7 +12,7 @@
  * section, LTTng-UST / urcu "memb" style: each thread owns a reader node
  * (registered lock-free at its first emit, handed back at thread exit and
  * reused, never freed) whose sequence number is odd while an emit of that
- * thread runs.  Entering costs a thread-local counter, one relaxed store and
+ * thread runs.  Entering costs a thread-local load, one relaxed store and
  * a compiler barrier; the store-load ordering an RCU reader needs is
  * supplied by the synchronizing side with
  * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full barrier on
@@ -43,6 +43,7 @@ struct ttpr_targets {
     struct ttrb_chan *chan[];
 };
 
+#define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* ---- read-side sections and ttpr_synchronize ------------------------------ */
@@ -67,7 +68,6 @@ static _Atomic int test_held;
 /* initial-exec: no __tls_get_addr call on the emit path (a few bytes of the
  * static TLS surplus glibc keeps for dlopen'ed modules). */
 static __thread struct reader *tls_reader __attribute__((tls_model("initial-exec")));
-static __thread uint32_t tls_nest __attribute__((tls_model("initial-exec")));
 
 static int membarrier_register(void)
 {
@@ -134,9 +134,16 @@ own:
     return r;
 }
 
-/* Enter a read-side section; 0 if it cannot be had (no memory for a node:
- * the emit is skipped). */
-static inline __attribute__((always_inline)) int rd_enter(void)
+/* A read-side section.  Nesting (an emit from a signal handler that
+ * interrupted an emit) needs no counter: the inner section finds the
+ * sequence odd already and leaves it alone. */
+struct rd {
+    struct reader *r;
+    uint64_t seq;   /* odd value this section set; 0 if nested or none */
+};
+
+/* Enter; 0 if no node can be had (no memory: the emit is skipped). */
+static inline __attribute__((always_inline)) int rd_enter(struct rd *d)
 {
     struct reader *r = tls_reader;
     if (unlikely(!r)) {
@@ -144,9 +151,12 @@ static inline __attribute__((always_inline)) int rd_enter(void)
         if (!r)
             return 0;
     }
-    if (tls_nest++ == 0) {
-        atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    uint64_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+    d->r = r;
+    d->seq = 0;
+    if (likely(!(s & 1))) {
+        d->seq = s + 1;
+        atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
         if (unlikely(fence_readers))
             atomic_thread_fence(memory_order_seq_cst);
         else
@@ -155,15 +165,12 @@ static inline __attribute__((always_inline)) int rd_enter(void)
     return 1;
 }
 
-static inline __attribute__((always_inline)) void rd_exit(void)
+static inline __attribute__((always_inline)) void rd_exit(const struct rd *d)
 {
-    if (--tls_nest == 0) {
-        struct reader *r = tls_reader;
-        /* Release: every access to the target list and every commit happen
-         * before the synchronizer sees this section end. */
-        atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
-                              memory_order_release);
-    }
+    /* Release: every access to the target list and every commit happen
+     * before the synchronizer sees this section end. */
+    if (likely(d->seq))
+        atomic_store_explicit(&d->r->seq, d->seq + 1, memory_order_release);
 }
 
 static uint64_t mono_ns(void)
@@ -182,9 +189,9 @@ int ttpr_synchronize(uint64_t timeout_ns)
     uint64_t deadline = mono_ns() + timeout_ns;
     for (struct reader *r = atomic_load_explicit(&readers, memory_order_acquire); r;
          r = r->next) {
-        if (r == tls_reader && tls_nest)
-            continue; /* called from inside an emit of this thread */
         uint64_t s = atomic_load_explicit(&r->seq, memory_order_acquire);
+        if (r == tls_reader && (s & 1))
+            continue; /* called from inside an emit of this thread */
         if (!(s & 1))
             continue;
         for (unsigned spin = 0;
@@ -349,14 +356,15 @@ static inline int emit_fields_(struct ttpr_marker *m, const int64_t *iv, uint32_
     }
     if (nint != ni || nstr != ns)
         return -ERANGE;
-encode:
-    if (unlikely(!rd_enter()))
+encode:;
+    struct rd d;
+    if (unlikely(!rd_enter(&d)))
         return 0;
     t = atomic_load_explicit(tp(m), memory_order_acquire);
     if (!t) {
         if (unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
             count_early(m);
-        rd_exit();
+        rd_exit(&d);
         return 0;
     }
     int lost = 0;
@@ -387,7 +395,7 @@ encode:
             test_hold_here();
         ttrb_commit(&r);
     }
-    rd_exit();
+    rd_exit(&d);
     return lost;
 }
 
@@ -406,7 +414,8 @@ int ttpr_emit_raw(struct ttpr_marker *m, const int64_t *iv, uint32_t ni)
 
 int ttpr_emit_bytes(struct ttpr_marker *m, const char *payload, uint32_t len)
 {
-    if (unlikely(!rd_enter()))
+    struct rd d;
+    if (unlikely(!rd_enter(&d)))
         return 0;
     struct ttpr_targets *t = atomic_load_explicit(tp(m), memory_order_acquire);
     if (!t && unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
@@ -414,7 +423,7 @@ int ttpr_emit_bytes(struct ttpr_marker *m, const char *payload, uint32_t len)
     int lost = 0;
     for (uint32_t k = 0; t && k < t->n; k++)
         lost += ttrb_write(t->chan[k], m->id, payload, len) != 0;
-    rd_exit();
+    rd_exit(&d);
     return lost;
 }
 
