@@ -90,6 +90,15 @@ def bt2_account(out: Path) -> tuple[int, int]:
     return len(r.stdout.splitlines()), lost
 
 
+def dump_account(daemon, out: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Events and events lost, as `tracetui dump` prints them."""
+    r = daemon.cli("dump", str(out))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    lost = [int(ln.split(" LOST ")[1].split()[0]) for ln in lines if " LOST " in ln]
+    return len(lines) - len(lost), sum(lost)
+
+
 def total_stats(daemon, path: str):  # type: ignore[no-untyped-def]
     return parse_stats(daemon.client.read(f"{path}/stats"))["total"]
 
@@ -165,6 +174,7 @@ def test_two_flooding_processes_overloaded_count_every_loss(daemon, tmp_path: Pa
     st = total_stats(daemon, "over/main")
     assert (st.recorded, st.discarded, st.lost_dead) == (len(events), lost, 0)
     assert bt2_account(out) == (len(events), lost)
+    assert dump_account(daemon, out) == (len(events), lost)
 
 
 def test_start_stop_and_filter_changes_take_effect_when_their_reply_returns(
@@ -282,6 +292,12 @@ def test_events_before_a_late_registration_are_counted_as_lost(daemon, tmp_path:
     assert [e.fields["seq"] for e in events] == list(range(500, 800))
     assert lost == 500
     assert bt2_account(out) == (300, 500)
+    r = daemon.cli("dump", str(out))
+    assert r.returncode == 0, r.stderr
+    assert [ln.split("LOST ")[1] for ln in r.stdout.splitlines() if " LOST " in ln] == [
+        "500 events"
+    ]
+    assert sum("early_ev" in ln for ln in r.stdout.splitlines()) == 300
 
 
 def test_defining_markers_without_a_daemon_does_not_wait(tmp_path: Path) -> None:
