@@ -300,6 +300,23 @@ def test_events_before_a_late_registration_are_counted_as_lost(daemon, tmp_path:
     assert sum("early_ev" in ln for ln in r.stdout.splitlines()) == 300
 
 
+def test_a_forked_child_emitting_at_once_is_counted(daemon, tmp_path: Path) -> None:
+    out = tmp_path / "trace"
+    setup(daemon, "fork", out, subbuf_size="1M", n_subbuf="4", **{"global": "1"})
+    daemon.client.write("fork/start", "1")
+    p = spawn(daemon, "forkburst", "20000")
+    try:
+        emitted = int(expect(p, "done").split()[1])
+        assert p.wait(30) == 0
+    finally:
+        kill_all([p])
+    daemon.client.write("fork/start", "0")
+    events, lost = account(out)
+    assert len(events) + lost == emitted == 40000
+    parent = [e.fields["seq"] for e in events if e.fields["pid"] == p.pid]
+    assert parent == list(range(20000))  # the parent registered before its first event
+
+
 def test_defining_markers_without_a_daemon_does_not_wait(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir(mode=0o700)

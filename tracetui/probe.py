@@ -146,17 +146,26 @@ def _runtime() -> Any:
 
 
 def _after_fork_in_child() -> None:
-    global _rt, _lock
+    global _rt, _rt_pid, _lock
     # Another thread (the probe client's) may have held the lock at fork: it never will here.
     _lock = threading.Lock()
     if _rt is not None:
+        traced = _rt.connected.is_set()
         _rt.forget_after_fork()
         _rt = None
         for m in list(_markers.values()):
             m.enabled = False  # type: ignore[misc]
             m.native.set_targets([])
         if _markers:
-            _runtime()
+            from tracetui.core.probeclient import ProbeClient
+
+            _rt = ProbeClient(lambda: markers())
+            _rt_pid = os.getpid()
+            if traced:
+                # The child may emit before its own registration is through: what it emits
+                # meanwhile is counted and reported as lost, never silently dropped.
+                _rt.count_early_until_registered(list(_markers.values()))
+            _rt.start()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

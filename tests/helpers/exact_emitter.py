@@ -11,6 +11,8 @@ flood STOPFILE       emit load_seq(i, pid, 7 * i) as fast as it can until STOPFI
                      print "done N" (N emits returned)
 early N M            define a marker, emit N events at once (its targets may not be known yet),
                      print "early", wait for a line on stdin, emit M more; print "done N+M"
+forkburst N          define a marker, fork; parent and child each emit N events at once (the
+                     child before its own registration is through); print "done 2N"
 markers K            define K markers; print "took S" (seconds marker() calls took)
 hold                 emit one held_ev(1) in a thread, held between reserve and commit by the
                      native test hook; print "held" once it is; then sleep until killed
@@ -80,6 +82,19 @@ def early(n: int, m: int) -> None:
     print(f"done {n + m}", flush=True)
 
 
+def forkburst(n: int) -> None:
+    m = probe.marker("burst_ev", "seq %lu pid %d")
+    child = os.fork()
+    pid = os.getpid()
+    for i in range(n):
+        m(i, pid)
+    if child == 0:
+        time.sleep(1.0)  # the probe thread reports what it counted before exit
+        os._exit(0)
+    os.waitpid(child, 0)
+    print(f"done {2 * n}", flush=True)
+
+
 def markers(k: int) -> None:
     t0 = time.monotonic()
     for i in range(k):
@@ -110,6 +125,8 @@ def main() -> None:
         flood(sys.argv[2])
     elif scenario == "early":
         early(int(sys.argv[2]), int(sys.argv[3]))
+    elif scenario == "forkburst":
+        forkburst(int(sys.argv[2]))
     elif scenario == "markers":
         markers(int(sys.argv[2]))
     elif scenario == "hold":
