@@ -17,7 +17,8 @@ buffers), and the program carries on.
 Defining a marker while a daemon answers waits until the daemon has told this process where
 the marker's events go (about a millisecond; at most TRACETUI_REGISTER_TIMEOUT seconds, 3 by
 default), so every event emitted after ``marker()`` returns is recorded or counted as lost.
-With no daemon it does not wait at all.
+With no daemon it does not wait at all.  If the wait times out, the marker reads as enabled
+until its targets come, and what it emits meanwhile is counted and reported as lost.
 
 How events travel: markers register with the daemon (tracetui.core.probeclient,
 a background thread), which assigns each a 16-bit id and tells the process,
@@ -146,26 +147,17 @@ def _runtime() -> Any:
 
 
 def _after_fork_in_child() -> None:
-    global _rt, _rt_pid, _lock
+    global _rt, _lock
     # Another thread (the probe client's) may have held the lock at fork: it never will here.
     _lock = threading.Lock()
     if _rt is not None:
-        traced = _rt.connected.is_set()
         _rt.forget_after_fork()
         _rt = None
         for m in list(_markers.values()):
             m.enabled = False  # type: ignore[misc]
             m.native.set_targets([])
         if _markers:
-            from tracetui.core.probeclient import ProbeClient
-
-            _rt = ProbeClient(lambda: markers())
-            _rt_pid = os.getpid()
-            if traced:
-                # The child may emit before its own registration is through: what it emits
-                # meanwhile is counted and reported as lost, never silently dropped.
-                _rt.count_early_until_registered(list(_markers.values()))
-            _rt.start()
+            _runtime()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

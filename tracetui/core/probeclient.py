@@ -112,15 +112,6 @@ class ProbeClient:
             return False
         return runtime.pid_alive(info.pid)
 
-    def count_early_until_registered(self, markers: list[Any]) -> None:
-        """Before start() (a forked child): count what MARKERS emit until their targets come."""
-        with self._lock:
-            for m in markers:
-                self._ready[m.name] = threading.Event()
-                m.native.count_early(True)
-                m.enabled = True
-                self._early.add(m)
-
     def wait_registered(self, marker: Any, timeout: float) -> bool:
         """Wait until MARKER's targets are applied; on timeout, count its early events."""
         with self._lock:
