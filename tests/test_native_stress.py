@@ -54,6 +54,7 @@ def test_protocol_is_race_free_and_exact(stress_binary: Path, is_global: int, fl
     assert emitted == 80000 and emitted == read + lost and read > 0
 
 
+@pytest.mark.slow
 def test_synchronize_waits_for_every_emit_and_frees_safely(tmp_path: Path) -> None:
     """ttpr_synchronize under AddressSanitizer (native/tests/sync_stress.c): target lists freed
     right after it never reach a writer, and the swapped-out channel gains no record after it."""
