@@ -276,7 +276,9 @@ def _structured(path: str, value: str) -> dict[str, object]:
 def cmd_write(args: argparse.Namespace) -> int:
     value = " ".join(args.value)
     with _client(args) as c:
-        c.write(args.path, value)
+        warning = c.write(args.path, value)
+    if warning:
+        print(f"tracetui write: warning: {warning}", file=sys.stderr)
     _out(args, {"ok": True, "path": args.path, "value": value}, None)
     return EXIT_OK
 

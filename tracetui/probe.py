@@ -14,6 +14,12 @@ the programmer's bugs.  Nothing else is: with no daemon, a daemon that dies,
 or full buffers, an event is simply not recorded (losses are counted in the
 buffers), and the program carries on.
 
+Defining a marker while a daemon answers waits until the daemon has told this process where
+the marker's events go (about a millisecond; at most TRACETUI_REGISTER_TIMEOUT seconds, 3 by
+default), so every event emitted after ``marker()`` returns is recorded or counted as lost.
+With no daemon it does not wait at all.  If the wait times out, the marker reads as enabled
+until its targets come, and what it emits meanwhile is counted and reported as lost.
+
 How events travel: markers register with the daemon (tracetui.core.probeclient,
 a background thread), which assigns each a 16-bit id and tells the process,
 whenever traces start or stop, filters change or channels are added, which
@@ -102,7 +108,12 @@ def marker(name: str, fmt: str = "") -> Any:
         m._id = None
         m.enabled = False
         _markers[name] = m
-    _runtime().register(m)
+    rt = _runtime()
+    rt.register(m)
+    # Exact from the first event: when a daemon answers, return once the marker's targets
+    # are applied (bounded; on timeout its early events are counted as lost instead).
+    if rt.daemon_answers():
+        rt.wait_registered(m, rt.register_timeout())
     return m
 
 

@@ -68,6 +68,7 @@ class _Conn:
     def __init__(self, runtime_dir: str | os.PathLike[str] | None, timeout: float) -> None:
         self.runtime_dir: Path = runtime.runtime_dir(runtime_dir)
         self.timeout = timeout
+        self.last_warning = ""  # the last reply's warning sentence (an ack with a caveat)
         self.info = runtime.read_port_file(self.runtime_dir)
         self.daemon_pid = self.info.pid
         self.daemon_uid = self.info.uid
@@ -120,11 +121,12 @@ class _Conn:
 class _Reply:
     """Collects the messages answering one request (one, or NLM_F_MULTI parts and DONE)."""
 
-    __slots__ = ("done", "error", "parts")
+    __slots__ = ("done", "error", "parts", "warning")
 
     def __init__(self) -> None:
         self.parts: list[Attrs] = []
         self.error: TraceError | None = None
+        self.warning = ""  # an ack's sentence: done, with a caveat
         self.done = False
 
     def feed(self, header: P.Header, payload: memoryview) -> None:
@@ -132,6 +134,8 @@ class _Reply:
             err, text = P.decode_error(payload, header.flags)
             if err:
                 self.error = TraceError(err, text or os.strerror(err))
+            else:
+                self.warning = text
             self.done = True
         elif header.type == P.NLMSG_DONE:
             self.done = True
@@ -224,6 +228,7 @@ class Client(_Conn):
                     reply.feed(header, payload)
             if not reply.done and time.monotonic() > deadline:
                 raise self.timed_out()
+        self.last_warning = reply.warning
         return reply.result()
 
     def _path_request(self, typ: int, path: str, flags: int = P.NLM_F_REQUEST) -> list[Attrs]:
@@ -245,10 +250,12 @@ class Client(_Conn):
     def read(self, path: str) -> str:
         return _value(self._path_request(P.TT_READ, path))
 
-    def write(self, path: str, value: str) -> None:
+    def write(self, path: str, value: str) -> str:
+        """Write VALUE; returns the daemon's warning sentence ("" when there is none)."""
         self.check_request(path, value)
         seq = self.next_seq()
         self._request(P.encode_write(seq, path, value), seq)
+        return self.last_warning
 
 
 class AsyncClient(_Conn):
