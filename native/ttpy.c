@@ -509,12 +509,15 @@ static struct {
     int pid;
     PyObject *cfuncs;  /* dict: PyMethodDef address -> capsule of codeinfo */
     PyObject *disable; /* sys.monitoring.DISABLE (3.12+) */
-    PyObject *skip[64]; /* frames live when tracing started (borrowed, compared only) */
-    int nskip;
 } T;
 
 static Py_ssize_t extra_index = -1;
 static __thread int tl_tid;
+/* Traced calls minus returns in this thread since tracing started in it.  A
+ * return at depth 0 is a frame's that was live before (tracing started below
+ * it, in the thread's bootstrap, or before fork): it has no call to pair
+ * with and is not recorded.  Frames nest, so no frame needs remembering. */
+static __thread int tl_depth;
 
 static inline int64_t cur_tid(void)
 {
@@ -526,6 +529,7 @@ static inline int64_t cur_tid(void)
 static void after_fork_child(void)
 {
     tl_tid = 0;
+    tl_depth = 0;
     T.pid = (int)getpid();
     T.gen++;
 }
@@ -622,17 +626,6 @@ static inline void emit2(TMarker *mk, struct codeinfo *ci)
     api.emit_raw(mk->m, iv, 2);
 }
 
-static inline int skipped(PyObject *frame)
-{
-    for (int i = 0; i < T.nskip; i++) {
-        if (T.skip[i] == frame) {
-            T.skip[i] = T.skip[--T.nskip];
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static inline struct codeinfo *code_info(PyCodeObject *co, PyFrameObject *f)
 {
     struct codeinfo *ci = NULL;
@@ -710,17 +703,21 @@ static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     switch (what) {
     case PyTrace_CALL:
     case PyTrace_RETURN: {
-        if (unlikely(T.nskip) && what == PyTrace_RETURN && skipped((PyObject *)frame))
-            return 0;
         PyCodeObject *co = PyFrame_GetCode(frame);
         struct codeinfo *ci = code_info(co, frame);
         Py_DECREF(co);
         if (!ci || !ci->traced)
             return 0;
         if (what == PyTrace_CALL) {
+            tl_depth++;
             if (T.call->enabled == Py_True)
                 emit2(T.call, ci);
-        } else if (arg) {
+            return 0;
+        }
+        if (tl_depth <= 0)
+            return 0;
+        tl_depth--;
+        if (arg) {
             if (T.ret->enabled == Py_True)
                 emit2(T.ret, ci);
         } else if (T.raise->enabled == Py_True) {
@@ -737,10 +734,17 @@ static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
         if (!T.c_calls)
             return 0;
         TMarker *mk = what == PyTrace_C_CALL ? T.c_call : T.c_ret;
-        if (!mk || mk->enabled != Py_True)
-            return 0;
         struct codeinfo *ci = cfunc_info(arg);
-        if (ci && ci->traced)
+        if (!ci || !ci->traced)
+            return 0;
+        if (what == PyTrace_C_CALL) {
+            tl_depth++;
+        } else {
+            if (tl_depth <= 0)
+                return 0;
+            tl_depth--;
+        }
+        if (mk->enabled == Py_True)
             emit2(mk, ci);
         return 0;
     }
@@ -802,16 +806,12 @@ static inline int thread_ok(void)
     return tl_state == 1;
 }
 
+/* KIND: 0 call, 1 return, 2 unwind, 3 call that may not return DISABLE (throw). */
 static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
 {
     if (nargs < 2 || !PyCode_Check(args[0]) || !T.active || !thread_ok())
         Py_RETURN_NONE;
     PyCodeObject *co = (PyCodeObject *)args[0];
-    if (unlikely(T.nskip) && kind != 0) {
-        PyFrameObject *f = PyEval_GetFrame();
-        if (f && skipped((PyObject *)f))
-            Py_RETURN_NONE;
-    }
     struct codeinfo *ci = NULL;
     ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
     if (unlikely(!ci)) {
@@ -823,11 +823,17 @@ static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
     if (!ci)
         Py_RETURN_NONE;
     if (!ci->traced)
-        return Py_NewRef(kind == 2 || !T.disable ? Py_None : T.disable);
-    if (kind == 0) {
+        return Py_NewRef(kind >= 2 || !T.disable ? Py_None : T.disable);
+    if (kind == 0 || kind == 3) {
+        tl_depth++;
         if (T.call->enabled == Py_True)
             emit2(T.call, ci);
-    } else if (kind == 1) {
+        Py_RETURN_NONE;
+    }
+    if (tl_depth <= 0)
+        Py_RETURN_NONE;
+    tl_depth--;
+    if (kind == 1) {
         if (T.ret->enabled == Py_True)
             emit2(T.ret, ci);
     } else if (T.raise->enabled == Py_True) {
@@ -856,29 +862,41 @@ static PyObject *mon_unwind(PyObject *m, PyObject *const *a, Py_ssize_t n)
     (void)m;
     return mon_event(a, n, 2);
 }
+static PyObject *mon_throw(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    return mon_event(a, n, 3);
+}
 
 /* CALL (code, offset, callable, arg0): only calls into C are recorded. */
 static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
     if (n < 3 || !T.active || !T.c_calls || PyFunction_Check(a[2]) || PyMethod_Check(a[2]) ||
-        !thread_ok() || !T.c_call || T.c_call->enabled != Py_True)
+        !thread_ok())
         Py_RETURN_NONE;
     struct codeinfo *ci = cfunc_info(a[2]);
-    if (ci && ci->traced)
-        emit2(T.c_call, ci);
+    if (ci && ci->traced) {
+        tl_depth++;
+        if (T.c_call->enabled == Py_True)
+            emit2(T.c_call, ci);
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_c_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (n < 3 || !T.active || !T.c_calls || !thread_ok() || !T.c_ret ||
-        T.c_ret->enabled != Py_True)
+    if (n < 3 || !T.active || !T.c_calls || !thread_ok())
+        Py_RETURN_NONE;
+    if (PyFunction_Check(a[2]) || PyMethod_Check(a[2]))
         Py_RETURN_NONE;
     struct codeinfo *ci = cfunc_info(a[2]);
-    if (ci && ci->traced)
-        emit2(T.c_ret, ci);
+    if (ci && ci->traced && tl_depth > 0) {
+        tl_depth--;
+        if (T.c_ret->enabled == Py_True)
+            emit2(T.c_ret, ci);
+    }
     Py_RETURN_NONE;
 }
 #endif
@@ -935,21 +953,6 @@ static PyObject *tracer_configure(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* Frames live now return after tracing starts: their returns are not calls'. */
-static void note_live_frames(void)
-{
-    T.nskip = 0;
-    PyFrameObject *f = PyEval_GetFrame();
-    Py_XINCREF(f);
-    while (f && T.nskip < (int)(sizeof(T.skip) / sizeof(T.skip[0]))) {
-        T.skip[T.nskip++] = (PyObject *)f;
-        PyFrameObject *b = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = b;
-    }
-    Py_XDECREF(f);
-}
-
 /* start(): trace the calling thread (3.11) or switch the callbacks on (3.12+,
  * where tracetui.core.pytrace registers them with sys.monitoring). */
 static PyObject *tracer_start(PyObject *mod, PyObject *unused)
@@ -960,7 +963,6 @@ static PyObject *tracer_start(PyObject *mod, PyObject *unused)
         return NULL;
     }
     T.active = 1;
-    note_live_frames();
 #if !TTPY_MONITORING
     PyEval_SetProfile(profile_fn, NULL);
 #endif
@@ -1027,6 +1029,7 @@ static PyMethodDef module_methods[] = {
     {"mon_start", (PyCFunction)(void (*)(void))mon_start, METH_FASTCALL, NULL},
     {"mon_return", (PyCFunction)(void (*)(void))mon_return, METH_FASTCALL, NULL},
     {"mon_unwind", (PyCFunction)(void (*)(void))mon_unwind, METH_FASTCALL, NULL},
+    {"mon_throw", (PyCFunction)(void (*)(void))mon_throw, METH_FASTCALL, NULL},
     {"mon_c_call", (PyCFunction)(void (*)(void))mon_c_call, METH_FASTCALL, NULL},
     {"mon_c_return", (PyCFunction)(void (*)(void))mon_c_return, METH_FASTCALL, NULL},
 #endif

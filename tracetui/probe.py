@@ -37,7 +37,7 @@ from tracetui.core.buffers import NativeMarker
 from tracetui.core.cmarker import c_marker
 from tracetui.core.formats import MarkerFormat, check_event_name, parse_format
 
-__all__ = ["Marker", "marker", "markers"]
+__all__ = ["Marker", "logging_handler", "marker", "markers"]
 
 
 class _MarkerMixin:
@@ -116,6 +116,14 @@ def _python_marker(name: str, parsed: MarkerFormat, native: NativeMarker) -> Any
     m._id = None
     m.enabled = False
     return m
+
+
+def logging_handler(level: int | str = 0) -> Any:
+    """A ``logging.Handler`` recording each record at or above LEVEL as a ``py_log`` event
+    (tracetui.core.logbridge): ``logging.getLogger().addHandler(probe.logging_handler())``."""
+    from tracetui.core.logbridge import TraceHandler, level_of
+
+    return TraceHandler(level_of(level))
 
 
 def markers() -> list[Any]:
