@@ -518,6 +518,9 @@ static __thread int tl_tid;
  * it, in the thread's bootstrap, or before fork): it has no call to pair
  * with and is not recorded.  Frames nest, so no frame needs remembering. */
 static __thread int tl_depth;
+/* Set while tracetui's own code runs in a traced thread (after fork: the probe's
+ * reconnection): nothing is recorded or counted. */
+static __thread int tl_paused;
 
 static inline int64_t cur_tid(void)
 {
@@ -700,6 +703,8 @@ static struct codeinfo *cfunc_info(PyObject *fn)
 static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     (void)obj;
+    if (unlikely(tl_paused))
+        return 0;
     switch (what) {
     case PyTrace_CALL:
     case PyTrace_RETURN: {
@@ -809,7 +814,7 @@ static inline int thread_ok(void)
 /* KIND: 0 call, 1 return, 2 unwind, 3 call that may not return DISABLE (throw). */
 static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
 {
-    if (nargs < 2 || !PyCode_Check(args[0]) || !T.active || !thread_ok())
+    if (nargs < 2 || !PyCode_Check(args[0]) || !T.active || tl_paused || !thread_ok())
         Py_RETURN_NONE;
     PyCodeObject *co = (PyCodeObject *)args[0];
     struct codeinfo *ci = NULL;
@@ -872,8 +877,8 @@ static PyObject *mon_throw(PyObject *m, PyObject *const *a, Py_ssize_t n)
 static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (n < 3 || !T.active || !T.c_calls || PyFunction_Check(a[2]) || PyMethod_Check(a[2]) ||
-        !thread_ok())
+    if (n < 3 || !T.active || !T.c_calls || tl_paused || PyFunction_Check(a[2]) ||
+        PyMethod_Check(a[2]) || !thread_ok())
         Py_RETURN_NONE;
     struct codeinfo *ci = cfunc_info(a[2]);
     if (ci && ci->traced) {
@@ -887,7 +892,7 @@ static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
 static PyObject *mon_c_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (n < 3 || !T.active || !T.c_calls || !thread_ok())
+    if (n < 3 || !T.active || !T.c_calls || tl_paused || !thread_ok())
         Py_RETURN_NONE;
     if (PyFunction_Check(a[2]) || PyMethod_Check(a[2]))
         Py_RETURN_NONE;
@@ -986,6 +991,14 @@ static PyObject *bump_definitions(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *py_pause(PyObject *mod, PyObject *flag)
+{
+    (void)mod;
+    int was = tl_paused;
+    tl_paused = PyObject_IsTrue(flag) == 1;
+    return PyBool_FromLong(was);
+}
+
 static PyObject *py_gettid(PyObject *mod, PyObject *unused)
 {
     (void)mod, (void)unused;
@@ -1021,6 +1034,8 @@ static PyMethodDef module_methods[] = {
     {"stop", tracer_stop, METH_NOARGS, "Stop function tracing (this thread on 3.11)."},
     {"bump_definitions", bump_definitions, METH_NOARGS,
      "Targets changed: write each function's definition again before its next event."},
+    {"pause", py_pause, METH_O,
+     "pause(flag): stop (True) or resume recording calls in this thread; the old state."},
     {"gettid", py_gettid, METH_NOARGS, "The calling thread's kernel thread id (cached)."},
 #if !TTPY_MONITORING
     {"thread_hook", (PyCFunction)(void (*)(void))thread_hook, METH_FASTCALL,

@@ -65,8 +65,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logging", nargs="?", const="DEBUG", default=None, metavar="LEVEL",
                    help="record logging records at LEVEL and above (default DEBUG) that the "
                    "program's loggers let through")  # fmt: skip
-    p.add_argument("--keep", action="store_true",
-                   help="leave the trace (and a daemon started here) running at the end")  # fmt: skip
+    p.add_argument(
+        "--keep", action="store_true", help="leave the trace (and a daemon started here) running"
+    )
     p.add_argument("--runtime-dir", metavar="DIR", default=None, help=argparse.SUPPRESS)
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- python SCRIPT|-m MODULE ...")
 
@@ -220,7 +221,8 @@ def _die_like(signum: int) -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.stdout.flush()
     sys.stderr.flush()
-    signal.signal(signum, signal.SIG_DFL)
+    with contextlib.suppress(ValueError, OSError):  # SIGKILL/SIGSTOP keep theirs anyway
+        signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     os._exit(128 + signum)
 

@@ -18,7 +18,7 @@ def _boot() -> None:
     # The sitecustomize this one shadows (a distribution's or a virtualenv's), if any; first,
     # so that its work is not traced.
     me = sys.modules.pop("sitecustomize")
-    try:
+    try:  # noqa: SIM105 - contextlib is one more import in every traced process
         import sitecustomize  # noqa: F401
     except ImportError:
         pass

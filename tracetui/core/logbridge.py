@@ -58,6 +58,35 @@ class TraceHandler(logging.Handler):
         self.handle(record)
 
 
+_installed: TraceHandler | None = None
+
+
+def install(level: int) -> TraceHandler:
+    """Record every record at LEVEL and above that the program's loggers let through, without
+    adding a handler anywhere (what `tracetui run --logging` does).
+
+    A handler on the root logger would change the program: ``logging.basicConfig()`` does
+    nothing once the root has a handler, and logging's last-resort handler (WARNING and up to
+    stderr when no handler exists) would fall silent.  So the bridge sits in
+    ``Logger.callHandlers``, which every record a logger accepts goes through once.
+    """
+    global _installed
+    if _installed is not None:
+        _installed.setLevel(level)
+        return _installed
+    handler = TraceHandler(level)
+    call_handlers = logging.Logger.callHandlers
+
+    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        if record.levelno >= handler.level:
+            handler.handle(record)
+        call_handlers(self, record)
+
+    logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
+    _installed = handler
+    return handler
+
+
 def level_of(text: str | int | None) -> int:
     """A level given as a name ("INFO") or a number; ValueError with a sentence."""
     if text is None:

@@ -19,7 +19,6 @@ untraced.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -44,11 +43,11 @@ def boot(text: str) -> None:
         pytrace.markers()
     level = cfg.get("logging")
     if level is not None:
-        from tracetui.core.logbridge import TraceHandler, level_of
+        from tracetui.core.logbridge import install, level_of
 
-        logging.getLogger().addHandler(TraceHandler(level_of(level)))
+        install(level_of(level))
     wait_ready()
-    os.register_at_fork(after_in_child=wait_ready)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
     if functions:
         pytrace.install(cfg.get("include", ()), cfg.get("exclude", ()), bool(cfg.get("c_calls")))
     del probe
@@ -71,6 +70,20 @@ def wait_ready(timeout: float | None = None) -> bool:
             return False
         time.sleep(0.001)
     return True
+
+
+def _after_fork_in_child() -> None:
+    # The probe reconnects in the child (tracetui.probe's own fork hook); its work is not the
+    # program's, so it is not traced.
+    from tracetui.core import cmarker
+
+    mod = cmarker._ttpy
+    was = mod.pause(True) if mod is not None else False
+    try:
+        wait_ready()
+    finally:
+        if mod is not None:
+            mod.pause(was)
 
 
 def main_from_site() -> None:

@@ -52,7 +52,7 @@ _installed = False
 
 
 def backend() -> str:
-    """"setprofile" (3.11) or "monitoring" (3.12+); "" without the C extension."""
+    """The hook in use: "setprofile" (3.11), "monitoring" (3.12+), "" without the extension."""
     mod = cmarker._ttpy
     return str(mod.BACKEND) if mod is not None else ""
 
