@@ -133,7 +133,7 @@ def test_strings_end_at_nul_and_bad_utf8_is_replaced(channel) -> None:  # type: 
     m("\udcff!", "y")
     m(bytearray(b"raw"), "x")
     got = split(b"".join(payloads(channel)), m.format)
-    assert got == [b"ab\0z", "?!".encode() + b"\0y", b"raw\0x"]
+    assert got == [b"ab\0z", b"?!" + b"\0y", b"raw\0x"]
 
 
 def test_wrong_arguments_raise_type_or_overflow_error_and_write_nothing(channel) -> None:  # type: ignore[no-untyped-def]
