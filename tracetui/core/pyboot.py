@@ -18,10 +18,14 @@ untraced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sys
+import threading
 import time
+import warnings
 from typing import Any
 
 ENV = "TRACETUI_RUN"
@@ -47,7 +51,10 @@ def boot(text: str) -> None:
 
         install(level_of(level))
     wait_ready()
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )  # fmt: skip
     if functions:
         pytrace.install(cfg.get("include", ()), cfg.get("exclude", ()), bool(cfg.get("c_calls")))
     del probe
@@ -72,7 +79,28 @@ def wait_ready(timeout: float | None = None) -> bool:
     return True
 
 
+# CPython 3.12+ warns at fork when the process has other threads; the probe's link to the
+# daemon is one, which the program did not start: while it is the only one, that warning
+# (which the program would not have had) is filtered out for this fork.
+_FORK_WARNING = (
+    "ignore", re.compile(r"This process \(pid=\d+\) is multi-threaded"), DeprecationWarning,
+    None, 0,
+)  # fmt: skip
+
+
+def _before_fork() -> None:
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if others and all(t.name.startswith("tracetui-") for t in others):
+        warnings.filters.insert(0, _FORK_WARNING)  # type: ignore[attr-defined]
+
+
+def _after_fork_in_parent() -> None:
+    with contextlib.suppress(ValueError):
+        warnings.filters.remove(_FORK_WARNING)  # type: ignore[attr-defined]
+
+
 def _after_fork_in_child() -> None:
+    _after_fork_in_parent()
     # The probe reconnects in the child (tracetui.probe's own fork hook); its work is not the
     # program's, so it is not traced.
     from tracetui.core import cmarker
