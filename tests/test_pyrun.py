@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -139,6 +140,16 @@ def test_include_and_exclude_filters(daemon, tmp_path: Path) -> None:
     funcs = {s.func for s in steps}
     assert funcs == {"__main__.leaf", "__main__.gen", "__mp_main__.leaf"}
     assert counts(steps, pids["main"][1])["__main__.leaf"] == 10
+    # `tracetui dump` shows each function event's qualified name, in text and JSON.
+    text = daemon.cli("dump", str(out))
+    assert text.returncode == 0, text.stderr
+    leaf_calls = [ln for ln in text.stdout.splitlines() if " py_call: " in ln and "leaf" in ln]
+    assert len(leaf_calls) == 10 + 3 + 2 + 4
+    assert all(ln.endswith(('function="__main__.leaf"', 'function="__mp_main__.leaf"'))
+               for ln in leaf_calls)  # fmt: skip
+    js = daemon.cli("dump", "--json", str(out))
+    docs = [json.loads(ln) for ln in js.stdout.splitlines()]
+    assert {d.get("function") for d in docs if d["name"] == "py_return"} == funcs
 
     r, out, pids = run_target(daemon, tmp_path / "exc", "--exclude", "*.leaf", "threading.*")
     assert r.returncode == 7, r.stderr

@@ -8,6 +8,8 @@ tree, tests) can show ``module.qualname``, the depth of a call and its duration 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +81,45 @@ class CallTracker:
             _, t0 = stack.pop()
             return Step(kind, tid, self.table.name(fid), len(stack), ts_ns - t0, exc)
         return Step(kind, tid, self.table.name(fid), len(stack), None, exc, unpaired=True)
+
+
+# -- dumps ---------------------------------------------------------------------------------------
+
+_DEF_TEXT = re.compile(rb' py_func: func=(\d+), line=\d+, name="((?:[^"\\]|\\.)*)"')
+_USE_TEXT = re.compile(rb" py_(?:c_)?(?:call|return|raise): tid=\d+, func=(\d+)")
+_DEF_JSON = re.compile(rb'"name": "py_func", "fields": \{"func": (\d+), "line": \d+, '
+                       rb'"name": ("(?:[^"\\]|\\.)*")')  # fmt: skip
+_USE_JSON = re.compile(rb'"name": "py_(?:c_)?(?:call|return|raise)", "fields": \{"tid": -?\d+, '
+                       rb'"func": (\d+)')  # fmt: skip
+
+
+def has_function_events(marker_names: Iterable[str]) -> bool:
+    return "py_func" in set(marker_names)
+
+
+def annotate_dump(chunks: Iterable[bytes], json_lines: bool) -> Iterator[bytes]:
+    """`tracetui dump` output with each function event's qualified name added.
+
+    Text lines get ``, function="module.qualname"`` after their fields; JSON lines a
+    ``"function"`` key next to ``"fields"``.  Lines come in time order, so a function's
+    ``py_func`` definition is seen before its events.
+    """
+    names: dict[bytes, bytes] = {}
+    define, use = (_DEF_JSON, _USE_JSON) if json_lines else (_DEF_TEXT, _USE_TEXT)
+    for chunk in chunks:
+        out = []
+        for line in chunk.split(b"\n"):
+            m = use.search(line)
+            if m is not None:
+                name = names.get(m.group(1))
+                if name is not None:
+                    if json_lines:
+                        line = line[:-1] + b', "function": ' + name + b"}"
+                    else:
+                        line = line + b", function=" + name
+            else:
+                d = define.search(line)
+                if d is not None:
+                    names[d.group(1)] = d.group(2) if json_lines else b'"' + d.group(2) + b'"'
+            out.append(line)
+        yield b"\n".join(out)
