@@ -16,7 +16,8 @@ run in this one invocation (a private daemon in a temporary runtime directory):
                              --events function events (default 1 M; the issue's figure is for
                              10 M: --events 10000000)
   log_emit_ns                one `logger.info("a=%d", 1)` recorded through the logging
-                             bridge (tracetui.probe.logging_handler, marker enabled)
+                             bridge `tracetui run --logging` installs (logbridge.install),
+                             marker enabled, the logger having no handler of its own
   ref_logging_file_ns        the same call with a logging.FileHandler, in this process
 """
 
@@ -71,31 +72,14 @@ def fib_ns(prefix: list[str], script: Path, n: int, env: dict[str, str]) -> int:
 
 
 def log_figures(count: int) -> tuple[float, float]:
-    from tracetui import probe
+    """(bridge, FileHandler) ns per `logger.info("a=%d", 1)`; the reference first, before
+    the bridge is installed in this process."""
+    from tracetui.core import logbridge
     from tracetui.core.buffers import Channel
 
     log = logging.getLogger("tracetui-bench-run")
     log.propagate = False
     log.setLevel(logging.INFO)
-    handler = probe.logging_handler(logging.INFO)
-    ch = Channel.create(f"/tracetui-bench-run-{os.getpid()}", 1 << 20, 8, flight=True)
-    m = handler._marker
-    try:
-        m.native.set_id(1)
-        m.native.set_targets([ch])
-        m.enabled = True
-        log.addHandler(handler)
-        t0 = time.perf_counter_ns()
-        for _ in range(count):
-            log.info("a=%d", 1)
-        bridge = (time.perf_counter_ns() - t0) / count
-        log.removeHandler(handler)
-        assert ch.stats().recorded == count
-    finally:
-        m.native.set_targets([])
-        m.enabled = False
-        ch.unlink()
-        ch.close()
     with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-log-") as f:
         fh = logging.FileHandler(f.name)
         log.addHandler(fh)
@@ -105,6 +89,24 @@ def log_figures(count: int) -> tuple[float, float]:
         to_file = (time.perf_counter_ns() - t0) / count
         log.removeHandler(fh)
         fh.close()
+    # What `tracetui run --logging INFO` installs; the marker attached to a channel here.
+    handler = logbridge.install(logging.INFO)
+    ch = Channel.create(f"/tracetui-bench-run-{os.getpid()}", 1 << 20, 8, flight=True)
+    m = handler._marker
+    try:
+        m.native.set_id(1)
+        m.native.set_targets([ch])
+        m.enabled = True
+        t0 = time.perf_counter_ns()
+        for _ in range(count):
+            log.info("a=%d", 1)
+        bridge = (time.perf_counter_ns() - t0) / count
+        assert ch.stats().recorded == count
+    finally:
+        m.native.set_targets([])
+        m.enabled = False
+        ch.unlink()
+        ch.close()
     return bridge, to_file
 
 

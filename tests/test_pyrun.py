@@ -120,7 +120,9 @@ def test_known_call_graph_every_call_paired(daemon, tmp_path: Path) -> None:
     logs = [e.fields for e in events if e.name == "py_log"]
     assert [(f["level"], f["msg"], f["logger"]) for f in logs] == [
         (20, "info 2", "target"), (30, "warning three", "target"), (40, "error", "target"),
+        (30, "shown 5", "shown"),
     ]  # fmt: skip
+    assert "pyrun_target.py:" in r.stderr and " main WARNING shown 5" in r.stderr
     assert all(f["file"] == TARGET and f["tid"] == main_tid and f["line"] > 0 for f in logs)
 
     # babeltrace2 reads the same events.
@@ -164,7 +166,9 @@ def test_no_functions_and_logging_only(daemon, tmp_path: Path) -> None:
     assert r.returncode == 7, r.stderr
     events, _, steps = read_calls(out)
     assert steps == []
-    assert [e.fields["msg"] for e in events if e.name == "py_log"] == ["warning three", "error"]
+    assert [e.fields["msg"] for e in events if e.name == "py_log"] == [
+        "warning three", "error", "shown 5",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("mode", "status"), [("kill", -9), ("exit", 5)])

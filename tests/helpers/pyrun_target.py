@@ -6,7 +6,7 @@ MODE "full" (default): in the main thread main() calls branch(5) twice (leaf 10 
 consumes gen() (3 yields: 4 resumptions), calls failing() (raises ValueError, caught); a
 thread runs worker() (leaf 3 times); a forked child runs child_work() (leaf 2 times) and
 leaves with os._exit(0); a multiprocessing "spawn" child runs mp_work() (leaf 4 times).  It
-logs one record per level on logger "target", prints to stdout and stderr, and exits 7.
+logs one record per level on logger "target" and one on "shown" (a handler of its own), prints to stdout and stderr, and exits 7.
 PIDFILE gets "role pid tid" lines.  MODE "kill": some calls, then SIGKILL to itself; "exit":
 some calls, then os._exit(5) from inside nested calls.
 """
@@ -22,6 +22,12 @@ import threading
 
 log = logging.getLogger("target")
 log.setLevel(logging.DEBUG)
+# A logger with a handler of its own that shows the caller: tracing must not change it.
+shown = logging.getLogger("shown")
+shown.propagate = False
+_h = logging.StreamHandler(sys.stderr)
+_h.setFormatter(logging.Formatter("%(filename)s:%(lineno)d %(funcName)s %(levelname)s %(message)s"))
+shown.addHandler(_h)
 
 
 def note(role: str) -> None:
@@ -107,6 +113,7 @@ def main() -> int:
     log.info("info %d", 2)
     log.warning("warning %s", "three")
     log.error("error")
+    shown.warning("shown %(n)d", {"n": 5})
     print("to stderr", file=sys.stderr)
     return 7
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from tracetui import probe
@@ -67,21 +69,73 @@ def install(level: int) -> TraceHandler:
 
     A handler on the root logger would change the program: ``logging.basicConfig()`` does
     nothing once the root has a handler, and logging's last-resort handler (WARNING and up to
-    stderr when no handler exists) would fall silent.  So the bridge sits in
-    ``Logger.callHandlers``, which every record a logger accepts goes through once.
+    stderr when no handler exists) would fall silent.  So the bridge sits in ``Logger._log``,
+    which every call a logger accepts (``isEnabledFor``) reaches once: it records the event
+    there (the caller's file and line found as ``findCaller`` finds them, the message
+    formatted as ``LogRecord.getMessage`` formats it) and builds a LogRecord only when some
+    handler will see it.  Records of loggers with filters of their own take the ordinary
+    path, and are recorded in ``Logger.callHandlers`` once the filters have passed them.
     """
     global _installed
     if _installed is not None:
         _installed.setLevel(level)
         return _installed
     handler = TraceHandler(level)
-    call_handlers = logging.Logger.callHandlers
+    marker = handler._marker
+    tid = handler._tid
+    orig_log = logging.Logger._log
+    orig_call_handlers = logging.Logger.callHandlers
+    srcfile = logging._srcfile  # type: ignore[attr-defined]
+
+    # Compiled as if it were logging's own code: logging's findCaller skips frames of its own
+    # source file, so the records the program's handlers see keep their real caller.  One
+    # function, no call of ours on the way: this is the whole cost of a recorded log call.
+    src = """
+def _log(self, level, msg, args, exc_info=None, extra=None, stack_info=False, stacklevel=1):
+    if self.filters or level < handler.level:
+        return orig_log(self, level, msg, args, exc_info, extra, stack_info, stacklevel)
+    if marker.enabled:
+        try:
+            # The caller as findCaller finds it: the STACKLEVELth frame outside logging.
+            f = _getframe(1)
+            n = stacklevel
+            while True:
+                fn = f.f_code.co_filename
+                if normcase is not None:
+                    fn = normcase(fn)
+                if not (fn == srcfile or ("importlib" in fn and "_bootstrap" in fn)):
+                    n -= 1
+                    if n <= 0:
+                        break
+                if f.f_back is None:
+                    break
+                f = f.f_back
+            file, line = f.f_code.co_filename, f.f_lineno or 0
+            a = args
+            if a and len(a) == 1 and isinstance(a[0], Mapping) and a[0]:
+                a = a[0]  # as LogRecord does: "%(key)s" % {"key": ...}
+            text = str(msg) % a if a else str(msg)
+        except Exception:  # the program's bad arguments: keep what it wrote
+            text, file, line = str(msg), "(unknown file)", 0
+        marker(tid(), level, line, self.name, text, file)
+    last = logging.lastResort
+    if last is None or level >= last.level or self.hasHandlers():
+        orig_log(self, level, msg, args, exc_info, extra, stack_info, stacklevel)
+"""
+    ns: dict[str, Any] = {
+        "__name__": __name__, "handler": handler, "marker": marker, "orig_log": orig_log,
+        "logging": logging, "_getframe": sys._getframe, "srcfile": srcfile, "tid": tid,
+        "Mapping": Mapping, "normcase": os.path.normcase if os.name == "nt" else None,
+    }  # fmt: skip
+    exec(compile(src, logging.addLevelName.__code__.co_filename, "exec"), ns)
 
     def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
-        if record.levelno >= handler.level:
+        # Only loggers with filters come here with a record we have not recorded yet.
+        if self.filters and record.levelno >= handler.level:
             handler.handle(record)
-        call_handlers(self, record)
+        orig_call_handlers(self, record)
 
+    logging.Logger._log = ns["_log"]  # type: ignore[method-assign]
     logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
     _installed = handler
     return handler
