@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         for i in range(args.repeat):
             base = fib_ns([py], fib, args.fib, env)
-            traced = fib_ns([*run, "--trace", f"fib{i}", "--"] + [py], fib, args.fib, env)
+            traced = fib_ns([*run, "--trace", f"fib{i}", "--", py], fib, args.fib, env)
             filt = fib_ns([*run, "--trace", f"filt{i}", "--exclude", "*.fib", "--", py],
                           fib, args.fib, env)  # fmt: skip
             runs["call_overhead_ns"].append((traced - base) / calls)
@@ -158,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         runtime.stop_daemon(daemon)
         shutil.rmtree(tmp, ignore_errors=True)
-    result: dict[str, object] = {
-        k: round(statistics.median(v), 1) for k, v in runs.items() if v
-    }
+    result: dict[str, object] = {k: round(statistics.median(v), 1) for k, v in runs.items() if v}
     if not viz:
         result["ref_viztracer_call_overhead_ns"] = None
     result["log_emit_ns"] = round(log_ns, 1)

@@ -6,7 +6,8 @@ MODE "full" (default): in the main thread main() calls branch(5) twice (leaf 10 
 consumes gen() (3 yields: 4 resumptions), calls failing() (raises ValueError, caught); a
 thread runs worker() (leaf 3 times); a forked child runs child_work() (leaf 2 times) and
 leaves with os._exit(0); a multiprocessing "spawn" child runs mp_work() (leaf 4 times).  It
-logs one record per level on logger "target" and one on "shown" (a handler of its own), prints to stdout and stderr, and exits 7.
+logs one record per level on logger "target" and one on "shown" (a handler of its own),
+prints to stdout and stderr, and exits 7.
 PIDFILE gets "role pid tid" lines.  MODE "kill": some calls, then SIGKILL to itself; "exit":
 some calls, then os._exit(5) from inside nested calls.
 """

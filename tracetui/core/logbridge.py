@@ -85,7 +85,7 @@ def install(level: int) -> TraceHandler:
     tid = handler._tid
     orig_log = logging.Logger._log
     orig_call_handlers = logging.Logger.callHandlers
-    srcfile = logging._srcfile  # type: ignore[attr-defined]
+    srcfile = logging._srcfile
 
     # Compiled as if it were logging's own code: logging's findCaller skips frames of its own
     # source file, so the records the program's handlers see keep their real caller.  One
