@@ -15,7 +15,10 @@ Events go to the trace NAME if it exists (started now if it is stopped, and stop
 the end), else to a new trace ``run-<pid>`` created and started here and stopped when the
 program exits, so that its CTF directory is complete on disk when this command returns
 (``--keep`` leaves it running).  A daemon is started if none answers, and stopped at the end
-unless ``--keep``.
+unless ``--keep``.  On a terminal, a last line on stderr says where the trace is.
+
+Exit status: the program's; before the program starts, 2 for a usage error, 3 when no daemon
+can be reached or started or the trace cannot be used, 126/127 when the program cannot be run.
 """
 
 from __future__ import annotations
@@ -165,6 +168,11 @@ class _Session:
             if self.started_here and not keep:
                 # Stopping flushes every buffer and completes the CTF directory on disk.
                 self.client.write(f"{self.name}/start", "0")
+            if sys.stderr.isatty():
+                # Where the events went; on a terminal only: piped, stderr is the program's.
+                out = self.client.read(f"{self.name}/output").strip()
+                state = "still recording" if keep or not self.started_here else "complete"
+                print(f"tracetui run: trace {self.name} ({state}) in {out}", file=sys.stderr)
         finally:
             self.client.close()
 
