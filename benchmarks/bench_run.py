@@ -15,6 +15,9 @@ run in this one invocation (a private daemon in a temporary runtime directory):
                              with the CTF trace complete on disk, for a program that wrote
                              --events function events (default 1 M; the issue's figure is for
                              10 M: --events 10000000)
+  ready_recorded, ready_lost  events recorded and lost (buffers full) in the last of those
+                             runs (the program's own py_call/py_return plus a few hundred
+                             of interpreter startup)
   log_emit_ns                one `logger.info("a=%d", 1)` recorded through the logging
                              bridge `tracetui run --logging` installs (logbridge.install),
                              marker enabled, the logger having no handler of its own
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from tracetui.core import runtime
+    from tracetui.core.client import Client
 
     tmp = Path(tempfile.mkdtemp(prefix="tracetui-bench-run-"))
     env = {**os.environ, runtime.ENV: str(tmp / "rt"), "XDG_DATA_HOME": str(tmp / "data")}
@@ -154,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                        env)  # fmt: skip
             done = time.monotonic_ns()
             runs["trace_ready_ms"].append((done - int(out.split()[-1])) / 1e6)
+            with Client(env[runtime.ENV]) as c:
+                total = c.read(f"ready{i}/main/stats").splitlines()[-1].split()
+            stats = dict(kv.split("=", 1) for kv in total[1:])
+            ready_lost = int(stats["discarded"]) + int(stats["too_big"])
+            ready_recorded = int(stats["recorded"])
         log_ns, file_ns = log_figures(args.log_count)
     finally:
         runtime.stop_daemon(daemon)
@@ -163,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         result["ref_viztracer_call_overhead_ns"] = None
     result["log_emit_ns"] = round(log_ns, 1)
     result["ref_logging_file_ns"] = round(file_ns, 1)
+    # Of the last trace_ready run: the trace holds every event the program wrote unless lost.
+    result["ready_recorded"] = ready_recorded
+    result["ready_lost"] = ready_lost
     result |= {"fib": args.fib, "calls": calls, "events": args.events, "repeat": args.repeat}
     result["python"] = sys.version.split()[0]
     if args.json:
