@@ -443,9 +443,12 @@ static PyObject *marker_repr(TMarker *self)
     PyObject *text = PyObject_GetAttrString(self->format, "text");
     if (!text)
         return NULL;
-    PyObject *r = PyUnicode_FromFormat("<marker %S %R id=%S %s>", self->name, text, self->id_,
-                                       PyObject_IsTrue(self->enabled) == 1 ? "enabled"
-                                                                            : "disabled");
+    /* `del m.enabled` / `del m._id` leave NULL: shown as disabled and None. */
+    int on = self->enabled && PyObject_IsTrue(self->enabled) == 1;
+    PyErr_Clear();
+    PyObject *r = PyUnicode_FromFormat("<marker %S %R id=%S %s>", self->name, text,
+                                       self->id_ ? self->id_ : Py_None,
+                                       on ? "enabled" : "disabled");
     Py_DECREF(text);
     return r;
 }
@@ -453,7 +456,7 @@ static PyObject *marker_repr(TMarker *self)
 static PyObject *marker_get_id(TMarker *self, void *closure)
 {
     (void)closure;
-    return Py_NewRef(self->id_);
+    return Py_NewRef(self->id_ ? self->id_ : Py_None);
 }
 
 static PyMemberDef marker_members[] = {
@@ -700,6 +703,8 @@ static struct codeinfo *cfunc_info(PyObject *fn)
     return ci;
 }
 
+#if !TTPY_MONITORING
+/* The 3.11 hook (PyEval_SetProfile). */
 static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     (void)obj;
@@ -757,6 +762,7 @@ static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
         return 0;
     }
 }
+#endif
 
 /* Threads of tracetui itself (the probe's daemon link) are never traced. */
 static int thread_is_ours(void)

@@ -80,6 +80,11 @@ def test_a_marker_is_a_c_object_with_the_marker_attributes() -> None:
     m.enabled = False
     with pytest.raises(AttributeError):
         m.name = "other"  # type: ignore[misc]
+    # Deleting what the probe sets leaves a marker that records nothing and never crashes.
+    del m.enabled, m._id
+    assert m.id is None and repr(m).endswith("id=None disabled>")
+    m(1, "x")
+    m.enabled = False
 
 
 FORMATS = {

@@ -196,3 +196,20 @@ def test_usage_errors_are_one_line(daemon) -> None:  # type: ignore[no-untyped-d
     assert r.returncode == 2 and "not a logging level" in r.stderr
     r = daemon.cli("run", "--", "/nonexistent/python")
     assert r.returncode == 127 and "cannot run" in r.stderr
+
+
+def test_c_calls_are_recorded_nested_with_python_calls(daemon, tmp_path: Path) -> None:
+    r, out, pids = run_target(daemon, tmp_path, "--c-calls", "--functions", "*.gen",
+                              "builtins.sum")  # fmt: skip
+    assert r.returncode == 7, r.stderr
+    events, tracker, steps = read_calls(out)
+    main_tid = pids["main"][1]
+    mine = [(s.kind, s.func, s.depth) for s in steps if s.tid == main_tid]
+    # sum(gen()): the C function sum is called, resumes the generator 4 times, returns.
+    assert mine == [
+        ("call", "builtins.sum", 0),
+        *[("call", "__main__.gen", 1), ("return", "__main__.gen", 1)] * 4,
+        ("return", "builtins.sum", 0),
+    ]
+    assert {e.name for e in events} >= {"py_c_call", "py_c_return", "py_call", "py_return"}
+    assert not [s for s in steps if s.unpaired]

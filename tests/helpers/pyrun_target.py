@@ -98,14 +98,16 @@ def main() -> int:
         failing()
     except ValueError:
         print("caught")
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join()
+    # Fork before starting a thread: CPython 3.12 warns about forking a multi-threaded
+    # process, and a joined thread may still exist for the kernel for a moment.
     pid = os.fork()
     if pid == 0:
         child_work()
         os._exit(0)
     os.waitpid(pid, 0)
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
     ctx = multiprocessing.get_context("spawn")
     p = ctx.Process(target=mp_work, args=(sys.argv[1],))
     p.start()
