@@ -202,7 +202,7 @@ def test_c_calls_are_recorded_nested_with_python_calls(daemon, tmp_path: Path) -
     r, out, pids = run_target(daemon, tmp_path, "--c-calls", "--functions", "*.gen",
                               "builtins.sum")  # fmt: skip
     assert r.returncode == 7, r.stderr
-    events, tracker, steps = read_calls(out)
+    events, _, steps = read_calls(out)
     main_tid = pids["main"][1]
     mine = [(s.kind, s.func, s.depth) for s in steps if s.tid == main_tid]
     # sum(gen()): the C function sum is called, resumes the generator 4 times, returns.
