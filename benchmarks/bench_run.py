@@ -11,6 +11,9 @@ run in this one invocation (a private daemon in a temporary runtime directory):
                              the same with `viztracer` (PyPI; the `bench` extra)
   filtered_call_overhead_ns  extra time per call when the filter excludes fib
                              (`--exclude '*.fib'`)
+  evalframe_call_overhead_ns, evalframe_filtered_call_overhead_ns
+                             the same two with `--hook evalframe` (CPython 3.11 only: the
+                             opt-in PEP 523 hook)
   trace_ready_ms             from the program's last instruction to `tracetui run` returning
                              with the CTF trace complete on disk, for a program that wrote
                              --events function events (default 1 M; the issue's figure is for
@@ -139,9 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     viz = shutil.which("viztracer", path=str(Path(py).parent)) or shutil.which("viztracer")
     try:
         calls = int(_run([py, str(fib), str(args.fib), "count"], env).split()[1])
+        from tracetui.core import cmarker
+
+        evalframe = bool(cmarker._ttpy is not None and cmarker._ttpy.HAVE_EVALFRAME)
         runs: dict[str, list[float]] = {
             "call_overhead_ns": [], "ref_viztracer_call_overhead_ns": [],
             "filtered_call_overhead_ns": [], "trace_ready_ms": [],
+            "evalframe_call_overhead_ns": [], "evalframe_filtered_call_overhead_ns": [],
         }  # fmt: skip
         for i in range(args.repeat):
             base = fib_ns([py], fib, args.fib, env)
@@ -150,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
                           fib, args.fib, env)  # fmt: skip
             runs["call_overhead_ns"].append((traced - base) / calls)
             runs["filtered_call_overhead_ns"].append((filt - base) / calls)
+            if evalframe:
+                ev = [*run, "--hook", "evalframe", "--trace"]
+                t = fib_ns([*ev, f"efib{i}", "--", py], fib, args.fib, env)
+                runs["evalframe_call_overhead_ns"].append((t - base) / calls)
+                t = fib_ns([*ev, f"efilt{i}", "--exclude", "*.fib", "--", py], fib, args.fib, env)
+                runs["evalframe_filtered_call_overhead_ns"].append((t - base) / calls)
             if viz:
                 vout = tmp / f"viz{i}.json"
                 v = fib_ns([viz, "--quiet", "-o", str(vout), "--"], fib, args.fib, env)

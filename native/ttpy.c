@@ -40,6 +40,17 @@
 #include "ttrb.h"
 #include "ttpr.h"
 
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* The opt-in PEP 523 hook of 3.11 reads a frame's code and globals: the
+ * interpreter frame's layout is internal (stable within 3.11). */
+#define TTPY_EVALFRAME 1
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#undef Py_BUILD_CORE
+#else
+#define TTPY_EVALFRAME 0
+#endif
+
 #if PY_VERSION_HEX >= 0x030C0000
 #define TTPY_MONITORING 1
 #define ttpy_request_extra PyUnstable_Eval_RequestCodeExtraIndex
@@ -806,16 +817,66 @@ static PyObject *thread_hook(PyObject *mod, PyObject *const *args, Py_ssize_t na
 }
 #endif
 
-#if TTPY_MONITORING
-/* sys.monitoring callbacks (registered by tracetui.core.pytrace). */
-static __thread int tl_state; /* 0 unknown, 1 traced, 2 never (tracetui's own threads) */
+/* 0 unknown, 1 traced, 2 never (tracetui's own threads), 3 being found out
+ * (thread_is_ours runs Python code, which the evalframe hook sees). */
+static __thread int tl_state;
 
 static inline int thread_ok(void)
 {
-    if (unlikely(!tl_state))
+    if (unlikely(!tl_state)) {
+        tl_state = 3;
         tl_state = thread_is_ours() ? 2 : 1;
+    }
     return tl_state == 1;
 }
+
+#if TTPY_EVALFRAME
+/* The opt-in 3.11 hook (PEP 523): wraps the evaluation of every frame, so it
+ * needs no frame objects and no exception shuffling (the profile machinery's
+ * 88 ns per call here), and a filtered-out code object costs one co_extra
+ * lookup.  The price: with an evaluation function set, 3.11 no longer inlines
+ * Python-to-Python calls, so each call also recurses in C (deep recursion uses
+ * the C stack, within the recursion limit). */
+static PyObject *eval_hook(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag)
+{
+    if (unlikely(!T.active || tl_paused))
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    PyCodeObject *co = f->f_code;
+    struct codeinfo *ci = NULL;
+    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    if (unlikely(!ci))
+        ci = resolve(co, f->f_globals);
+    if (!ci || !ci->traced || !thread_ok())
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    /* Calling a generator function runs its frame up to RETURN_GENERATOR, which
+     * only makes the generator: as with the profile hook, the generator's
+     * runs are its resumptions (frames then owned by the generator). */
+    if ((co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)) &&
+        f->owner != FRAME_OWNED_BY_GENERATOR)
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    tl_depth++;
+    if (T.call->enabled == Py_True)
+        emit2(T.call, ci);
+    PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag); /* f is gone after this */
+    if (tl_depth <= 0)
+        return r; /* a frame a forked child inherited: its call is the parent's */
+    tl_depth--;
+    if (r) {
+        if (T.ret->enabled == Py_True)
+            emit2(T.ret, ci);
+    } else if (T.raise->enabled == Py_True) {
+        if (unlikely(ci->gen != T.gen))
+            define(ci);
+        PyObject *exc = PyErr_Occurred();
+        api.emit_i2s1(T.raise->m, cur_tid(), (int64_t)ci->id,
+                      exc ? ((PyTypeObject *)exc)->tp_name : "");
+    }
+    return r;
+}
+#endif
+
+#if TTPY_MONITORING
+/* sys.monitoring callbacks (registered by tracetui.core.pytrace). */
 
 /* KIND: 0 call, 1 return, 2 unwind, 3 call that may not return DISABLE (throw). */
 static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
@@ -966,13 +1027,43 @@ static PyObject *tracer_configure(PyObject *mod, PyObject *args)
 
 /* start(): trace the calling thread (3.11) or switch the callbacks on (3.12+,
  * where tracetui.core.pytrace registers them with sys.monitoring). */
-static PyObject *tracer_start(PyObject *mod, PyObject *unused)
+#if TTPY_EVALFRAME
+static int use_evalframe;
+#endif
+
+/* start(evalframe=False): trace the calling thread (3.11 profile function),
+ * or every thread (evalframe, 3.11 only), or switch the callbacks on (3.12+,
+ * where tracetui.core.pytrace registers them with sys.monitoring). */
+static PyObject *tracer_start(PyObject *mod, PyObject *args)
 {
-    (void)mod, (void)unused;
+    (void)mod;
+    int evalframe = 0;
+    if (!PyArg_ParseTuple(args, "|p:start", &evalframe))
+        return NULL;
     if (!T.call) {
         PyErr_SetString(PyExc_RuntimeError, "configure() first");
         return NULL;
     }
+#if TTPY_EVALFRAME
+    if (evalframe) {
+        PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+        _PyFrameEvalFunction cur = _PyInterpreterState_GetEvalFrameFunc(interp);
+        if (cur != _PyEval_EvalFrameDefault && cur != eval_hook) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "another frame evaluation function is installed (a debugger?)");
+            return NULL;
+        }
+        use_evalframe = 1;
+        T.active = 1;
+        _PyInterpreterState_SetEvalFrameFunc(interp, eval_hook);
+        Py_RETURN_NONE;
+    }
+#else
+    if (evalframe) {
+        PyErr_SetString(PyExc_ValueError, "the evalframe hook exists on CPython 3.11 only");
+        return NULL;
+    }
+#endif
     T.active = 1;
 #if !TTPY_MONITORING
     PyEval_SetProfile(profile_fn, NULL);
@@ -984,6 +1075,14 @@ static PyObject *tracer_stop(PyObject *mod, PyObject *unused)
 {
     (void)mod, (void)unused;
     T.active = 0;
+#if TTPY_EVALFRAME
+    if (use_evalframe) {
+        PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+        _PyInterpreterState_SetEvalFrameFunc(interp, _PyEval_EvalFrameDefault);
+        use_evalframe = 0;
+        Py_RETURN_NONE;
+    }
+#endif
 #if !TTPY_MONITORING
     PyEval_SetProfile(NULL, NULL);
 #endif
@@ -1036,7 +1135,8 @@ static PyObject *ttpy_init(PyObject *mod, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"init", ttpy_init, METH_VARARGS, "init(emit_raw, emit_bytes, emit_i2s1, emit_i2s2)"},
     {"configure", tracer_configure, METH_VARARGS, "Set the function-tracing markers and filters."},
-    {"start", tracer_start, METH_NOARGS, "Start function tracing (this thread on 3.11)."},
+    {"start", tracer_start, METH_VARARGS,
+     "start(evalframe=False): start function tracing (this thread on 3.11 unless evalframe)."},
     {"stop", tracer_stop, METH_NOARGS, "Stop function tracing (this thread on 3.11)."},
     {"bump_definitions", bump_definitions, METH_NOARGS,
      "Targets changed: write each function's definition again before its next event."},
@@ -1080,7 +1180,8 @@ PyMODINIT_FUNC PyInit__ttpy(void)
     if (!FieldRangeError || PyModule_AddObjectRef(m, "FieldRangeError", FieldRangeError) < 0 ||
         PyModule_AddObjectRef(m, "Marker", (PyObject *)&MarkerType) < 0 ||
         PyModule_AddStringConstant(m, "BACKEND", TTPY_MONITORING ? "monitoring" : "setprofile") <
-            0) {
+            0 ||
+        PyModule_AddIntConstant(m, "HAVE_EVALFRAME", TTPY_EVALFRAME) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -79,8 +79,12 @@ def untraced(tmp_path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
-def test_known_call_graph_every_call_paired(daemon, tmp_path: Path) -> None:
-    r, out, pids = run_target(daemon, tmp_path, "--logging", "INFO")
+HOOKS = ["auto"] + (["evalframe"] if sys.version_info[:2] == (3, 11) else [])
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_known_call_graph_every_call_paired(daemon, tmp_path: Path, hook: str) -> None:
+    r, out, pids = run_target(daemon, tmp_path, "--logging", "INFO", "--hook", hook)
     plain = untraced(tmp_path)
     # The program's own exit status and output, unchanged.
     assert r.returncode == plain.returncode == 7, r.stderr
@@ -171,10 +175,11 @@ def test_no_functions_and_logging_only(daemon, tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("hook", HOOKS)
 @pytest.mark.parametrize(("mode", "status"), [("kill", -9), ("exit", 5)])
 def test_a_program_that_dies_leaves_a_readable_trace(daemon, tmp_path: Path, mode: str,
-                                                     status: int) -> None:  # fmt: skip
-    r, out, pids = run_target(daemon, tmp_path, "--logging", mode=mode)
+                                                     status: int, hook: str) -> None:  # fmt: skip
+    r, out, pids = run_target(daemon, tmp_path, "--logging", "--hook", hook, mode=mode)
     assert r.returncode == status, r.stderr  # tracetui run dies the program's death
     events, tracker, steps = read_calls(out)
     main = counts(steps, pids["main"][1])
@@ -196,6 +201,11 @@ def test_usage_errors_are_one_line(daemon) -> None:  # type: ignore[no-untyped-d
     assert r.returncode == 2 and "not a logging level" in r.stderr
     r = daemon.cli("run", "--", "/nonexistent/python")
     assert r.returncode == 127 and "cannot run" in r.stderr
+    r = daemon.cli("run", "--hook", "evalframe", "--c-calls", "--", sys.executable, "-c", "1")
+    assert r.returncode == 2 and "--c-calls needs" in r.stderr
+    other = "evalframe" if sys.version_info >= (3, 12) else "monitoring"
+    r = daemon.cli("run", "--hook", other, "--", sys.executable, "-c", "1")
+    assert r.returncode == 2 and "not available with this Python" in r.stderr
 
 
 def test_c_calls_are_recorded_nested_with_python_calls(daemon, tmp_path: Path) -> None:

@@ -66,6 +66,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="do not trace functions whose module.qualname matches a GLOB")  # fmt: skip
     p.add_argument("--no-functions", action="store_true", help="no function events")
     p.add_argument("--c-calls", action="store_true", help="also record calls into C functions")
+    p.add_argument("--hook", choices=("auto", "profile", "evalframe", "monitoring"),
+                   default="auto", help="how calls are seen: auto (profile on 3.11, "
+                   "monitoring on 3.12+), or evalframe on 3.11: cheaper, no --c-calls")  # fmt: skip
     p.add_argument("--logging", nargs="?", const="DEBUG", default=None, metavar="LEVEL",
                    help="record logging records at LEVEL and above (default DEBUG) that the "
                    "program's loggers let through")  # fmt: skip
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
             level = level_of(args.logging)
         except ValueError as e:
             return _fail(str(e))
+    if args.hook == "evalframe" and args.c_calls:
+        return _fail("--c-calls needs the profile or monitoring hook, not evalframe")
     for glob in (*args.functions, *args.exclude):
         if not glob or "\0" in glob:
             return _fail(f"{glob!r} is not a function glob")
@@ -103,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.no_functions and not cmarker.available():
             return _fail("function tracing needs tracetui.core._ttpy, which is not built")
+        mod = cmarker._ttpy
+        if mod is not None and args.hook != "auto":
+            have = {"monitoring" if mod.BACKEND == "monitoring" else "profile"}
+            have |= {"evalframe"} if mod.HAVE_EVALFRAME else set()
+            if args.hook not in have:
+                return _fail(f"the {args.hook} hook is not available with this Python "
+                             f"({', '.join(sorted(have))} is)")  # fmt: skip
     except ImportError as e:
         return _fail(f"tracing is not available in this installation ({e})")
 
@@ -128,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             "include": args.functions,
             "exclude": args.exclude,
             "c_calls": args.c_calls,
+            "hook": args.hook,
             "logging": level,
         }
         status = _run_program(cmd, directory, config)

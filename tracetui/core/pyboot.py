@@ -8,7 +8,7 @@ forkserver children, subprocesses) is traced the same way; forked children keep 
 wait here until their own link to the daemon is up.
 
     {"functions": true, "include": [GLOB...], "exclude": [GLOB...], "c_calls": false,
-     "logging": LEVEL or null, "ready_s": 3.0}
+     "hook": "auto", "logging": LEVEL or null, "ready_s": 3.0}
 
 :func:`boot` defines the markers, waits (at most ``ready_s``) until the daemon has told this
 process where their events go, so the program's first calls are recorded, then installs the
@@ -56,7 +56,8 @@ def boot(text: str) -> None:
         after_in_child=_after_fork_in_child,
     )  # fmt: skip
     if functions:
-        pytrace.install(cfg.get("include", ()), cfg.get("exclude", ()), bool(cfg.get("c_calls")))
+        pytrace.install(cfg.get("include", ()), cfg.get("exclude", ()),
+                        bool(cfg.get("c_calls")), str(cfg.get("hook", "auto")))  # fmt: skip
     del probe
 
 

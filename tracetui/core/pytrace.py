@@ -62,12 +62,22 @@ def markers() -> dict[str, Any]:
     return {name: probe.marker(name, fmt) for name, fmt in EVENTS.items()}
 
 
+HOOKS = ("auto", "profile", "evalframe", "monitoring")
+
+
 def install(
-    functions: Iterable[str] = (), exclude: Iterable[str] = (), c_calls: bool = False
+    functions: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    c_calls: bool = False,
+    hook: str = "auto",
 ) -> None:
     """Trace function calls from now on, in this thread and in threads started later.
 
-    Raises RuntimeError when the C extension is missing or tracing is installed already.
+    HOOK: "auto" (the profile function on 3.11, sys.monitoring on 3.12+), "profile",
+    "monitoring", or "evalframe" (3.11 only, opt-in: a PEP 523 frame evaluation function,
+    cheaper per call, no C calls; see native/ttpy.c).  Raises RuntimeError when the C
+    extension is missing or tracing is installed already, ValueError for a hook this
+    interpreter does not have.
     """
     global _installed
     mod = cmarker._ttpy
@@ -75,6 +85,11 @@ def install(
         raise RuntimeError("function tracing needs tracetui.core._ttpy, which is not built")
     if _installed:
         raise RuntimeError("function tracing is already installed")
+    native = "monitoring" if mod.BACKEND == "monitoring" else "profile"
+    if hook == "auto":
+        hook = native
+    if hook not in (native, "evalframe") or (hook == "evalframe" and not mod.HAVE_EVALFRAME):
+        raise ValueError(f"the {hook!r} hook is not available on Python {sys.version.split()[0]}")
     ms = markers()
     inc = tuple(g.encode() for g in functions)
     exc = tuple(g.encode() for g in (*ALWAYS_EXCLUDED, *exclude))
@@ -90,11 +105,11 @@ def install(
         m.native.on_targets = mod.bump_definitions
     mod.bump_definitions()
     _installed = True
-    if mod.BACKEND == "monitoring":
+    if hook == "monitoring":
         _install_monitoring(mod, c_calls)
-    else:
+    elif hook == "profile":
         threading.setprofile(mod.thread_hook)
-    mod.start()
+    mod.start(hook == "evalframe")
 
 
 def _install_monitoring(mod: Any, c_calls: bool) -> None:
