@@ -64,6 +64,7 @@
 #endif
 
 #define unlikely(x) __builtin_expect(!!(x), 0)
+#define likely(x) __builtin_expect(!!(x), 1)
 
 /* The emitter table (from the cffi module).  Typedefs taken from ttpr.h's
  * declarations, so the compiler checks the signatures. */
@@ -543,10 +544,14 @@ static inline int64_t cur_tid(void)
     return tl_tid;
 }
 
+static int fork_pause; /* pause tracing in a forked child until resumed (pause_after_fork) */
+
 static void after_fork_child(void)
 {
     tl_tid = 0;
     tl_depth = 0;
+    if (fork_pause)
+        tl_paused = 1;
     T.pid = (int)getpid();
     T.gen++;
 }
@@ -776,14 +781,26 @@ static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
 #endif
 
 /* Threads of tracetui itself (the probe's daemon link) are never traced. */
+/* Return 1 for a thread of tracetui itself, 0 for the program's, -1 for a
+ * thread threading does not know (yet: a Thread registers itself a few calls
+ * into its bootstrap; or never: threads not started by threading). */
 static int thread_is_ours(void)
 {
     PyObject *exc_t, *exc_v, *exc_tb;
     PyErr_Fetch(&exc_t, &exc_v, &exc_tb);
-    int ours = 0;
+    int ours = -1;
+    /* threading._active[ident], not current_thread(): that would make a dummy
+     * Thread object for a thread threading did not start (the program would see it). */
     PyObject *threading = PyImport_ImportModule("threading");
-    PyObject *cur = threading ? PyObject_CallMethod(threading, "current_thread", NULL) : NULL;
+    PyObject *active = threading ? PyObject_GetAttrString(threading, "_active") : NULL;
+    PyObject *key = active ? PyLong_FromUnsignedLong(PyThread_get_thread_ident()) : NULL;
+    PyObject *cur = key && PyDict_Check(active) ? PyDict_GetItemWithError(active, key) : NULL;
+    Py_XINCREF(cur);
+    Py_XDECREF(key);
+    Py_XDECREF(active);
     PyObject *name = cur ? PyObject_GetAttrString(cur, "name") : NULL;
+    if (cur)
+        ours = 0;
     if (name && PyUnicode_Check(name)) {
         const char *s = PyUnicode_AsUTF8(name);
         ours = s && strncmp(s, "tracetui-", 9) == 0;
@@ -806,7 +823,7 @@ static PyObject *thread_hook(PyObject *mod, PyObject *const *args, Py_ssize_t na
         PyEval_SetProfile(NULL, NULL);
         Py_RETURN_NONE;
     }
-    if (!T.active || thread_is_ours()) {
+    if (!T.active || thread_is_ours() == 1) {
         PyEval_SetProfile(NULL, NULL);
         Py_RETURN_NONE;
     }
@@ -818,15 +835,21 @@ static PyObject *thread_hook(PyObject *mod, PyObject *const *args, Py_ssize_t na
 #endif
 
 /* 0 unknown, 1 traced, 2 never (tracetui's own threads), 3 being found out
- * (thread_is_ours runs Python code, which the evalframe hook sees). */
+ * (thread_is_ours runs Python code, which the evalframe hook sees).  A thread
+ * threading does not know yet records nothing and is asked again at its next
+ * event (the frames of a Thread's bootstrap: their returns, at depth 0, are
+ * not recorded either). */
 static __thread int tl_state;
 
 static inline int thread_ok(void)
 {
-    if (unlikely(!tl_state)) {
-        tl_state = 3;
-        tl_state = thread_is_ours() ? 2 : 1;
-    }
+    if (likely(tl_state == 1))
+        return 1;
+    if (tl_state != 0)
+        return 0;
+    tl_state = 3;
+    int ours = thread_is_ours();
+    tl_state = ours < 0 ? 0 : ours ? 2 : 1;
     return tl_state == 1;
 }
 
@@ -1104,6 +1127,13 @@ static PyObject *py_pause(PyObject *mod, PyObject *flag)
     return PyBool_FromLong(was);
 }
 
+static PyObject *py_pause_after_fork(PyObject *mod, PyObject *flag)
+{
+    (void)mod;
+    fork_pause = PyObject_IsTrue(flag) == 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_gettid(PyObject *mod, PyObject *unused)
 {
     (void)mod, (void)unused;
@@ -1142,6 +1172,9 @@ static PyMethodDef module_methods[] = {
      "Targets changed: write each function's definition again before its next event."},
     {"pause", py_pause, METH_O,
      "pause(flag): stop (True) or resume recording calls in this thread; the old state."},
+    {"pause_after_fork", py_pause_after_fork, METH_O,
+     "pause_after_fork(flag): a forked child starts paused (before any at-fork hook runs); "
+     "whoever sets this resumes it with pause(False)."},
     {"gettid", py_gettid, METH_NOARGS, "The calling thread's kernel thread id (cached)."},
 #if !TTPY_MONITORING
     {"thread_hook", (PyCFunction)(void (*)(void))thread_hook, METH_FASTCALL,

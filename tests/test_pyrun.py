@@ -110,6 +110,11 @@ def test_known_call_graph_every_call_paired(daemon, tmp_path: Path, hook: str) -
     assert own(counts(steps, thread_tid)) == {"worker": 1, "leaf": 3, "note": 1}
     # The fork child: from the fork on (main() was entered in the parent).
     assert own(counts(steps, fork_tid)) == {"child_work": 1, "leaf": 2, "note": 1}
+    # ... and not the probe's reconnection in the child (threading, socket, ...).
+    assert not [f for f in counts(steps, fork_tid) if f.split(".")[0] in
+                ("threading", "socket", "_weakrefset", "tracetui")]  # fmt: skip
+    # tracetui's own threads (the probe's link to the daemon) are never traced.
+    assert not [s for s in steps if s.func.startswith(("tracetui.", "selectors."))]
     # The spawned child imports the program as __mp_main__ (its <module>), then runs mp_work.
     assert own(counts(steps, mp_tid), "__mp_main__.") == {
         "<module>": 1, "mp_work": 1, "leaf": 4, "note": 1,

@@ -56,6 +56,10 @@ def boot(text: str) -> None:
         after_in_child=_after_fork_in_child,
     )  # fmt: skip
     if functions:
+        from tracetui.core import cmarker
+
+        if cmarker._ttpy is not None:
+            cmarker._ttpy.pause_after_fork(True)
         pytrace.install(cfg.get("include", ()), cfg.get("exclude", ()),
                         bool(cfg.get("c_calls")), str(cfg.get("hook", "auto")))  # fmt: skip
     del probe
@@ -102,17 +106,16 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     _after_fork_in_parent()
-    # The probe reconnects in the child (tracetui.probe's own fork hook); its work is not the
-    # program's, so it is not traced.
+    # The probe reconnects in the child (tracetui.probe's own fork hook, which runs before
+    # this one); its work is not the program's, so the child starts with tracing paused
+    # (pause_after_fork, set in boot) and resumes here once its markers have targets.
     from tracetui.core import cmarker
 
-    mod = cmarker._ttpy
-    was = mod.pause(True) if mod is not None else False
     try:
         wait_ready()
     finally:
-        if mod is not None:
-            mod.pause(was)
+        if cmarker._ttpy is not None:
+            cmarker._ttpy.pause(False)
 
 
 def main_from_site() -> None:
