@@ -1,7 +1,8 @@
 """``tracetui run``: run a Python program with function calls and log records traced.
 
     tracetui run [--trace NAME] [--functions GLOB ...] [--exclude GLOB ...] [--no-functions]
-                 [--c-calls] [--logging [LEVEL]] [--keep] -- python SCRIPT|-m MODULE [ARGS]
+                 [--c-calls] [--hook auto|profile|evalframe|monitoring] [--logging [LEVEL]]
+                 [--keep] -- python SCRIPT|-m MODULE [ARGS]
 
 (also ``python -m tracetui.run ...``).  Tracing is attached from the program's first line: the
 program runs with tracetui/_boot first on PYTHONPATH and its settings in TRACETUI_RUN, and that
