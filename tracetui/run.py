@@ -52,7 +52,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "run",
         help="run a Python program with its function calls and log records traced",
-        description=__doc__.split("\n\n")[2] if __doc__ else None,
+        description="Run a Python program with its function calls and log records traced. "
+        + (__doc__.split("\n\n")[2] if __doc__ else ""),
     )
     _arguments(p)
     p.set_defaults(func=run)
