@@ -228,3 +228,37 @@ def test_c_calls_are_recorded_nested_with_python_calls(daemon, tmp_path: Path) -
     ]
     assert {e.name for e in events} >= {"py_c_call", "py_c_return", "py_call", "py_return"}
     assert not [s for s in steps if s.unpaired]
+
+
+LOGGING_PROGRAM = r"""
+import logging, sys, time
+from tracetui import probe
+log = logging.getLogger("app")
+log.setLevel(logging.DEBUG)
+log.addHandler(probe.logging_handler(logging.INFO))
+m = probe.marker("app_ready", "n %d")
+deadline = time.monotonic() + 10
+while not m.enabled and time.monotonic() < deadline:
+    time.sleep(0.01)
+log.debug("not recorded %d", 1)
+log.info("recorded %d", 2)
+log.error("also %s", "this")
+log.info("bad args %d", "x")  # the program's bug: recorded as written, nothing raised
+print("ok")
+"""
+
+
+def test_logging_handler_for_programs_that_configure_logging(daemon, tmp_path: Path) -> None:
+    out = tmp_path / "trace"
+    c = daemon.client
+    c.mkdir("logs")
+    c.write("logs/output", str(out))
+    c.write("logs/start", "1")
+    r = subprocess.run([sys.executable, "-c", LOGGING_PROGRAM], capture_output=True, text=True,
+                       env=daemon.env(), timeout=60)  # fmt: skip
+    c.write("logs/start", "0")
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
+    events, _, _ = read_calls(out)
+    logs = [(e.fields["level"], e.fields["msg"], e.fields["line"]) for e in events
+            if e.name == "py_log"]  # fmt: skip
+    assert logs == [(20, "recorded 2", 12), (40, "also this", 13), (20, "bad args %d", 14)]
