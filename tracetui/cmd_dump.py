@@ -34,6 +34,7 @@ from typing import Any
 
 from tracetui.core.ctf import EVENT_HEADER, NS
 from tracetui.core.formats import FieldType, MarkerFormat
+from tracetui.core.pyfuncs import annotate_dump, has_function_events
 from tracetui.core.reader import (
     CorruptRecord,
     Event,
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     out = sys.stdout.buffer
     lines = json_lines(trace) if args.json else text_lines(trace)
+    if has_function_events(m.name for m in trace.markers.values()):
+        lines = annotate_dump(lines, args.json)  # function ids -> qualified names
     # Millions of short-lived tuples and no reference cycles: the cyclic
     # collector's periodic scans would be pure overhead here.
     gc_was_enabled = gc.isenabled()

@@ -469,7 +469,7 @@ class NativeMarker:
     a replaced list mapped at least as long.
     """
 
-    __slots__ = ("__weakref__", "_m", "_retired", "codes", "targets")
+    __slots__ = ("__weakref__", "_m", "_retired", "codes", "on_targets", "targets")
 
     def __init__(self, event_id: int, type_codes: list[str]) -> None:
         types = bytes(_TTPR_TYPE[c] for c in type_codes)
@@ -479,6 +479,14 @@ class NativeMarker:
         self.codes = tuple(type_codes)
         self.targets: tuple[Channel, ...] = ()
         self._retired: list[tuple[float, object]] = []
+        # Called after every set_targets (the function tracer rewrites its definitions).
+        self.on_targets: Callable[[], object] | None = None
+
+    @property
+    def address(self) -> int:
+        """The address of the ``struct ttpr_marker`` (for tracetui.core._ttpy; this
+        object owns the memory and must outlive its users)."""
+        return int(ffi.cast("uintptr_t", self._m))
 
     def set_id(self, event_id: int) -> None:
         lib.ttpr_marker_set_id(self._m, event_id)
@@ -507,6 +515,8 @@ class NativeMarker:
         if old != ffi.NULL:
             self._retired.append((now + GRACE_S, old))
         self.reap(now)
+        if self.on_targets is not None:
+            self.on_targets()
 
     def reap(self, now: float | None = None) -> None:
         """Free replaced target lists whose grace period is over."""
@@ -601,6 +611,20 @@ def test_hold(hold: bool) -> None:
 def test_held() -> int:
     """Tests only: how many emits the hold stops right now."""
     return int(lib.ttpr_test_held())
+
+
+def emitter_addresses() -> tuple[int, int, int, int]:
+    """ttpr's emitters ttpr_emit_raw, ttpr_emit_bytes, ttpr_emit_i2s1, ttpr_emit_i2s2 as
+    addresses, for tracetui.core._ttpy.init (one emitter core, one copy per process)."""
+    names = ("ttpr_emit_raw", "ttpr_emit_bytes", "ttpr_emit_i2s1", "ttpr_emit_i2s2")
+    return tuple(int(ffi.cast("uintptr_t", ffi.addressof(lib, n))) for n in names)  # type: ignore[return-value]
+
+
+def ttrb_write_u64x3_address(chan: Channel) -> tuple[int, int]:
+    """(address of ttrb_write_u64x3, address of CHAN's ttrb_chan): for the C-API reference
+    of benchmarks/bench_probe.py."""
+    fn = int(ffi.cast("uintptr_t", ffi.addressof(lib, "ttrb_write_u64x3")))
+    return fn, int(ffi.cast("uintptr_t", chan._live()))
 
 
 def bench_write(chan: Channel, threads: int, count: int, payload_len: int) -> int:

@@ -91,6 +91,7 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("live: Filter by event name", "Show only some events", "edit_live_filter"),
     PaletteCommand("live: Toggle timestamps", "Relative or absolute time", "toggle_time"),
     PaletteCommand("live: Toggle CPU column", "Show or hide the CPU column", "toggle_cpu"),
+    PaletteCommand("live: Toggle call tree", "Function events as a call tree", "toggle_calls"),
     PaletteCommand("live: Close", "Close the live view", "close_live"),
     PaletteCommand("layout: Save", "Save traces, channels, filters and views", "save_layout"),
     PaletteCommand("layout: Load", "Restore a saved layout", "load_layout"),
@@ -607,6 +608,13 @@ class MainScreen(Screen[None]):
             self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         live.view.action_toggle_cpu()
+
+    def action_toggle_calls(self) -> None:
+        live = self._live_pane()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+            return
+        live.view.action_toggle_calls()
 
     def action_help(self) -> None:
         from tracetui.screens.help import HelpScreen
