@@ -421,8 +421,21 @@ int ttpr_emit_bytes(struct ttpr_marker *m, const char *payload, uint32_t len)
     if (!t && unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
         count_early(m);
     int lost = 0;
-    for (uint32_t k = 0; t && k < t->n; k++)
-        lost += ttrb_write(t->chan[k], m->id, payload, len) != 0;
+    for (uint32_t k = 0; t && k < t->n; k++) {
+        if (likely(!atomic_load_explicit(&test_hold, memory_order_relaxed))) {
+            lost += ttrb_write(t->chan[k], m->id, payload, len) != 0;
+            continue;
+        }
+        /* Tests only: the same write, held between reserve and commit. */
+        struct ttrb_resv r;
+        if (ttrb_reserve(t->chan[k], -1, m->id, len, &r)) {
+            lost++;
+            continue;
+        }
+        memcpy(r.payload, payload, len);
+        test_hold_here();
+        ttrb_commit(&r);
+    }
     rd_exit(&d);
     return lost;
 }

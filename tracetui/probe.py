@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from typing import Any
 
 from tracetui.core.buffers import NativeMarker
@@ -156,13 +157,15 @@ def _runtime() -> Any:
     if _rt is None or _rt_pid != pid:
         from tracetui.core.probeclient import ProbeClient
 
+        created = None
         with _lock:
             if _rt is None or _rt_pid != pid:
                 # After fork the child is a new process to the daemon: it
                 # starts its own client and registers every marker again.
-                _rt = ProbeClient(lambda: markers())
+                _rt = created = ProbeClient(lambda: markers())
                 _rt_pid = pid
-                _rt.start()
+        if created is not None:
+            created.start()  # outside the lock: it reads markers()
     return _rt
 
 
@@ -177,7 +180,14 @@ def _after_fork_in_child() -> None:
             m.enabled = False  # type: ignore[misc]
             m.native.set_targets([])
         if _markers:
-            _runtime()
+            # Exact from the child's first event, as for a new marker: when a daemon answers,
+            # the child goes on once its markers' targets are applied (bounded; on timeout
+            # what it emits meanwhile is counted as lost).
+            rt = _runtime()
+            if rt.daemon_answers():
+                deadline = time.monotonic() + rt.register_timeout()
+                for m in list(_markers.values()):
+                    rt.wait_registered(m, max(0.0, deadline - time.monotonic()))
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

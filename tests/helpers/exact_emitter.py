@@ -20,6 +20,7 @@ hold                 emit one held_ev(1) in a thread, held between reserve and c
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import struct
@@ -107,7 +108,10 @@ def hold() -> None:
 
     m = probe.marker("held_ev", "seq %lu")
     buffers.test_hold(True)
-    threading.Thread(target=m, args=(1,), daemon=True).start()
+    # Through cffi's typed emitter, which releases the GIL around the C call: a C marker
+    # holds the GIL while it emits, so a held emit would freeze the whole process.
+    emit = m.native.fast_emitter(functools.partial)
+    threading.Thread(target=emit, args=(1,), daemon=True).start()
     while buffers.test_held() == 0:
         time.sleep(0.001)
     print("held", flush=True)

@@ -92,6 +92,10 @@ class ProbeClient:
     # -- public ---------------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Every session registers every marker: each can be waited for from now on.
+        with self._lock:
+            for m in self._markers():
+                self._ready.setdefault(m.name, threading.Event())
         self._thread = threading.Thread(target=self._run, name="tracetui-probe", daemon=True)
         self._thread.start()
 
