@@ -9,7 +9,7 @@ consumer loop the daemon uses (get_packet / write_packet / put_packet).
 
 Measures (medians of --repeat runs):
 
-    read_eps      events/s iterating tracetui.core.reader.Trace, every
+    read_eps      events/s iterating tracetui.core.trace.reader.Trace, every
                   field decoded (Event.values) and the merge across streams
     read_dict_eps same, building each event's ``fields`` dict too
     dump_eps      events/s of ``tracetui dump DIR > /dev/null`` (a process)
@@ -32,8 +32,8 @@ import time
 import uuid
 
 from tracetui.core import buffers
-from tracetui.core.ctf import Marker, TraceWriter
-from tracetui.core.reader import Event, Trace
+from tracetui.core.trace.metadata import Marker, TraceWriter
+from tracetui.core.trace.reader import Event, Trace
 
 INTS = Marker.make(0, "bench_ints", "a %d b %d c %d")
 STRS = Marker.make(1, "bench_str", "pid %d tid %d comm %s")

@@ -6,7 +6,7 @@
     if switch.enabled:          # a plain attribute read: skip argument work when off
         switch(a, b, expensive())
 
-A marker is a name and a format (tracetui.core.formats).  A bad name or
+A marker is a name and a format (tracetui.core.model.formats).  A bad name or
 format raises ValueError when the marker is defined; a wrong number or type
 of arguments raises TypeError (an integer out of its field's range raises
 OverflowError from the fast integer path, TypeError elsewhere) — those are
@@ -31,7 +31,7 @@ import threading
 from typing import Any
 
 from tracetui.core.buffers import NativeMarker
-from tracetui.core.formats import MarkerFormat, check_event_name, parse_format
+from tracetui.core.model.formats import MarkerFormat, check_event_name, parse_format
 
 __all__ = ["Marker", "marker", "markers"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracetui.core import buffers
-from tracetui.core.ctf import Marker, TraceWriter
+from tracetui.core.trace.metadata import Marker, TraceWriter
 
 
 class TraceBuilder:

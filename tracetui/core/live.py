@@ -27,9 +27,9 @@ from tracetui.core import protocol as P
 from tracetui.core import recording_protocol as R
 from tracetui.core.buffers import ClockCalibration
 from tracetui.core.client import _ANC_SIZE, Client
-from tracetui.core.ctf import Marker, TraceClock
 from tracetui.core.errors import TraceError
-from tracetui.core.reader import Event, EventDecoder, Stream
+from tracetui.core.trace.metadata import Marker, TraceClock
+from tracetui.core.trace.reader import Event, EventDecoder, Stream
 
 RCVBUF = 8 << 20  # the bounded queue the daemon fills for this subscriber
 QUEUE_BATCHES = 1024  # batches waiting for an async consumer before they count as dropped

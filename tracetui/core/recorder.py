@@ -33,12 +33,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tracetui.core import buffers, ctf
+from tracetui.core import buffers
 from tracetui.core import recording_protocol as R
 from tracetui.core.daemon import log
 from tracetui.core.errors import TraceError
-from tracetui.core.formats import check_event_name, parse_format
+from tracetui.core.model.formats import check_event_name, parse_format
 from tracetui.core.protocol import Change
+from tracetui.core.trace import metadata as ctf
 
 if TYPE_CHECKING:
     from tracetui.core.daemon import Daemon, Request

@@ -2,15 +2,15 @@
 
 Snapshot tests, ``scripts/screenshots.py`` and ``benchmarks/bench_console.py`` draw the console
 from these instead of a live daemon, so their output never depends on time, CPU or load. The
-events are real ``tracetui.core.reader.Event`` objects (the live view's input type), decoded
+events are real ``tracetui.core.trace.reader.Event`` objects (the live view's input type), decoded
 against real marker formats.
 """
 
 from __future__ import annotations
 
 from tracetui.core.buffers import Stats
-from tracetui.core.ctf import Marker, TraceClock
-from tracetui.core.reader import Event, EventClass, Loss, Stream
+from tracetui.core.trace.metadata import Marker, TraceClock
+from tracetui.core.trace.reader import Event, EventClass, Loss, Stream
 from tracetui.widgets.state import (
     ChannelState,
     ChannelStats,

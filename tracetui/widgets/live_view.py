@@ -56,9 +56,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from tracetui.core.ctf import TraceClock
-from tracetui.core.formats import MarkerFormat
-from tracetui.core.reader import Item, Loss
+from tracetui.core.model.formats import MarkerFormat
+from tracetui.core.trace.metadata import TraceClock
+from tracetui.core.trace.reader import Item, Loss
 
 DEFAULT_HISTORY = 100_000
 DRAIN_INTERVAL_S = 0.05

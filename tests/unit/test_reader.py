@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from helpers.tracefiles import TraceBuilder
 
-from tracetui.cmd_dump import event_json
-from tracetui.core.ctf import METADATA, PACKET_HEADER_SIZE, Marker, TraceClock
-from tracetui.core.reader import Event, EventDecoder, Loss, Stream, Trace, TraceFormatError
+from tracetui.cli.dump import event_json
+from tracetui.core.trace.metadata import METADATA, PACKET_HEADER_SIZE, Marker, TraceClock
+from tracetui.core.trace.reader import Event, EventDecoder, Loss, Stream, Trace, TraceFormatError
 
 BT2 = shutil.which("babeltrace2") or "/usr/bin/babeltrace2"
 

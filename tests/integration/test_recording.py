@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from tracetui.core import runtime
-from tracetui.core.reader import Event, Loss, Trace
+from tracetui.core.trace.reader import Event, Loss, Trace
 
-EMITTER = str(Path(__file__).parent / "helpers" / "emitter.py")
+EMITTER = str(Path(__file__).parents[1] / "helpers" / "emitter.py")
 BT2 = shutil.which("babeltrace2")
 needs_bt2 = pytest.mark.skipif(BT2 is None, reason="babeltrace2 is not installed")
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracetui.core.formats import TYPES, check_event_name, format_value, parse_format
+from tracetui.core.model.formats import TYPES, check_event_name, format_value, parse_format
 
 
 def roundtrip(fmt_text: str, *args: object) -> tuple[object, ...]:

@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 from tracetui.core.errors import DaemonNotRunning, TraceError
-from tracetui.core.formats import format_value
 from tracetui.core.live import LiveBatch, LiveWatch
+from tracetui.core.model.formats import format_value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

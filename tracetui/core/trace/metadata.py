@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tracetui.core.formats import MarkerFormat, check_event_name, parse_format
+from tracetui.core.model.formats import MarkerFormat, check_event_name, parse_format
 
 __all__ = [
     "EVENT_HEADER_SIZE",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-NATIVE = Path(__file__).resolve().parent.parent / "native"
+NATIVE = Path(__file__).resolve().parents[2] / "native"
 CC = shutil.which("cc") or shutil.which("gcc")
 
 

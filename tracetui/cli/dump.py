@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any
 
-from tracetui.core.ctf import EVENT_HEADER, NS
-from tracetui.core.formats import FieldType, MarkerFormat
-from tracetui.core.reader import (
+from tracetui.core.model.formats import FieldType, MarkerFormat
+from tracetui.core.trace.metadata import EVENT_HEADER, NS
+from tracetui.core.trace.reader import (
     CorruptRecord,
     Event,
     EventClass,

@@ -60,7 +60,7 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-GUARDED_VERBS = {"dump": "tracetui.cmd_dump", "watch": "tracetui.cmd_watch"}
+GUARDED_VERBS = {"dump": "tracetui.cli.dump", "watch": "tracetui.cli.watch"}
 _VALUE_OPTIONS = {"--runtime-dir", "--layout"}
 
 

@@ -38,7 +38,8 @@ from itertools import chain
 from operator import attrgetter
 from typing import Any, Protocol
 
-from tracetui.core.ctf import (
+from tracetui.core.model.formats import MarkerFormat
+from tracetui.core.trace.metadata import (
     EVENT_HEADER,
     EVENT_HEADER_SIZE,
     MAGIC,
@@ -52,7 +53,6 @@ from tracetui.core.ctf import (
     parse_metadata,
     parse_stream_file_name,
 )
-from tracetui.core.formats import MarkerFormat
 
 __all__ = [
     "CorruptRecord",

@@ -21,7 +21,8 @@ import pytest
 from helpers.tracefiles import TraceBuilder
 
 from tracetui.core import buffers
-from tracetui.core.ctf import (
+from tracetui.core.model.formats import parse_format
+from tracetui.core.trace.metadata import (
     METADATA,
     PACKET_HEADER,
     Marker,
@@ -34,8 +35,7 @@ from tracetui.core.ctf import (
     render_metadata,
     stream_file_name,
 )
-from tracetui.core.formats import parse_format
-from tracetui.core.reader import Event, Loss, Trace
+from tracetui.core.trace.reader import Event, Loss, Trace
 
 BT2 = shutil.which("babeltrace2") or "/usr/bin/babeltrace2"
 needs_bt2 = pytest.mark.skipif(
