@@ -32,8 +32,10 @@ import time
 import uuid
 
 from tracetui.core import buffers
-from tracetui.core.trace.metadata import Marker, TraceWriter
-from tracetui.core.trace.reader import Event, Trace
+from tracetui.core.model.markers import Marker
+from tracetui.core.trace.packets import Event
+from tracetui.core.trace.reader import TraceDirectory
+from tracetui.core.trace.writer import TraceWriter
 
 INTS = Marker.make(0, "bench_ints", "a %d b %d c %d")
 STRS = Marker.make(1, "bench_str", "pid %d tid %d comm %s")
@@ -82,12 +84,12 @@ def read_once(path: str, dicts: bool) -> tuple[int, float]:
     n = 0
     # A consumer tells events from losses, then reads the decoded values.
     if dicts:
-        for e in Trace(path):
+        for e in TraceDirectory(path):
             if type(e) is Event:
                 e.fields  # noqa: B018 - building the dict is what is measured
                 n += 1
     else:
-        for e in Trace(path):
+        for e in TraceDirectory(path):
             if type(e) is Event:
                 e.values  # noqa: B018
                 n += 1
@@ -113,7 +115,7 @@ def main() -> int:
     try:
         if not os.path.exists(os.path.join(path, "metadata")):
             build_trace(path, args.events, args.run)
-        n = sum(1 for _ in Trace(path))
+        n = sum(1 for _ in TraceDirectory(path))
         res: dict[str, float | int] = {"events": n}
         res["read_eps"] = n / statistics.median(
             read_once(path, False)[1] for _ in range(args.repeat)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tracetui.core import buffers
-from tracetui.core.trace.metadata import Marker, TraceWriter
+from tracetui.core.model.markers import Marker
+from tracetui.core.trace.writer import TraceWriter
 
 
 class TraceBuilder:

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tracetui.core import runtime
-from tracetui.core.trace.reader import Event, Loss, Trace
+from tracetui.core.trace.packets import Event, Loss
+from tracetui.core.trace.reader import TraceDirectory
 
 EMITTER = str(Path(__file__).parents[1] / "helpers" / "emitter.py")
 BT2 = shutil.which("babeltrace2")
@@ -114,7 +115,7 @@ def test_known_events_with_routing_and_filter(daemon, tmp_path: Path) -> None:
     assert n == 55
     c.write("known/start", "0")
 
-    trace = Trace(out)
+    trace = TraceDirectory(out)
     items = list(trace)
     assert not [i for i in items if isinstance(i, Loss)]
     events = [i for i in items if isinstance(i, Event)]
@@ -152,7 +153,7 @@ def test_overloaded_discard_channel_counts_every_loss(daemon, tmp_path: Path) ->
         em.finish()
     daemon.client.write("load/start", "0")
 
-    items = list(Trace(out))
+    items = list(TraceDirectory(out))
     recorded = sum(isinstance(i, Event) for i in items)
     lost = sum(i.lost for i in items if isinstance(i, Loss) and i.unit == "events")
     assert lost > 0
@@ -180,7 +181,7 @@ def test_flight_snapshot_holds_newest_while_tracing_goes_on(daemon, tmp_path: Pa
         emitted = em.done()
         c.write("fl/snapshot", "1")
         assert c.read("fl/start") == "1"  # still tracing
-        events = [i for i in Trace(out) if isinstance(i, Event)]
+        events = [i for i in TraceDirectory(out) if isinstance(i, Event)]
         seqs = [e.fields["seq"] for e in events]
         assert seqs[-1] == emitted - 1  # the newest event is there
         assert seqs == list(range(seqs[0], emitted))  # contiguous, oldest first
@@ -207,7 +208,7 @@ def test_marker_registered_after_start_is_in_metadata(daemon, tmp_path: Path) ->
         em.finish()
     daemon.client.write("late/start", "0")
     assert "late_one" in (out / "metadata").read_text()
-    names = [(e.name, e.fields) for e in Trace(out) if isinstance(e, Event)]
+    names = [(e.name, e.fields) for e in TraceDirectory(out) if isinstance(e, Event)]
     assert names == [
         ("early_one", {"x": 1}),
         ("late_one", {"y": 2, "name": "late"}),
@@ -232,7 +233,7 @@ def test_threads_and_a_forked_child_record(daemon, tmp_path: Path) -> None:
     finally:
         em.finish()
     daemon.client.write("fork/start", "0")
-    events = [e for e in Trace(out) if isinstance(e, Event)]
+    events = [e for e in TraceDirectory(out) if isinstance(e, Event)]
     by_writer: dict[tuple[int, int], list[int]] = {}
     for e in events:
         f = e.fields
@@ -252,7 +253,7 @@ def test_traced_process_killed_mid_run(daemon, tmp_path: Path) -> None:
     em.proc.send_signal(signal.SIGKILL)
     em.proc.wait(5)
     daemon.client.write("kill/start", "0")
-    items = list(Trace(out))
+    items = list(TraceDirectory(out))
     events = [e for e in items if isinstance(e, Event)]
     assert events, "what the process recorded before dying is in the trace"
     seqs = [e.fields["seq"] for e in events]
@@ -292,7 +293,7 @@ def test_markers_survive_a_daemon_restart(daemon, tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the marker did not come back after the restart"
             time.sleep(0.1)
         daemon.client.write("again/start", "0")
-        assert any(isinstance(e, Event) and e.name == "load_tick" for e in Trace(out))
+        assert any(isinstance(e, Event) and e.name == "load_tick" for e in TraceDirectory(out))
     finally:
         em.proc.kill()
         em.proc.wait()
@@ -371,7 +372,7 @@ def test_slow_live_subscriber_loses_batches_counted_and_never_slows_tracing(
     # The trace itself lost nothing to the slow subscriber: every event reached disk.
     stats = daemon.client.read("slow/main/stats").splitlines()[-1]
     assert " discarded=0 " in stats, stats
-    assert sum(isinstance(e, Event) for e in Trace(tmp_path / "trace")) == 200000
+    assert sum(isinstance(e, Event) for e in TraceDirectory(tmp_path / "trace")) == 200000
 
 
 def test_live_view_of_a_flight_channel(daemon, tmp_path: Path) -> None:

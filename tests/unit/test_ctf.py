@@ -21,21 +21,21 @@ import pytest
 from helpers.tracefiles import TraceBuilder
 
 from tracetui.core import buffers
+from tracetui.core.model.clock import TraceClock
 from tracetui.core.model.formats import parse_format
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.packet import PACKET_HEADER
 from tracetui.core.trace.metadata import (
     METADATA,
-    PACKET_HEADER,
-    Marker,
-    OutputError,
-    TraceClock,
     TraceFormatError,
-    TraceWriter,
     parse_metadata,
     render_event,
     render_metadata,
     stream_file_name,
 )
-from tracetui.core.trace.reader import Event, Loss, Trace
+from tracetui.core.trace.packets import Event, Loss
+from tracetui.core.trace.reader import TraceDirectory
+from tracetui.core.trace.writer import OutputError, TraceWriter
 
 BT2 = shutil.which("babeltrace2") or "/usr/bin/babeltrace2"
 needs_bt2 = pytest.mark.skipif(
@@ -102,7 +102,7 @@ def babeltrace2(path: Path, *opts: str) -> tuple[list[tuple[Any, ...]], list[tup
 
 def ours(path: Path) -> tuple[list[tuple[Any, ...]], list[Loss]]:
     events, losses = [], []
-    for e in Trace(path):
+    for e in TraceDirectory(path):
         if isinstance(e, Event):
             events.append((e.tsc, e.cpu, e.name, e.fields))
         else:
@@ -169,7 +169,7 @@ def test_babeltrace2_reads_what_the_reader_reads(rec: TraceBuilder) -> None:
         if i % 100 == 0:
             rec.drain()  # a consumer that keeps up: several packets per stream
     rec.finish()
-    trace = Trace(rec.path)
+    trace = TraceDirectory(rec.path)
     assert {(s.channel, s.cpu) for s in trace.streams} == {("main", 0), ("main", 1), ("io", 0)}
     got = [(e.channel, e.cpu, e.name, e.fields) for e in trace if isinstance(e, Event)]
     assert got == expected  # one thread emitted them in this order
@@ -189,7 +189,7 @@ def test_wall_clock_matches_babeltrace2_to_the_nanosecond(rec: TraceBuilder) -> 
         [BT2, "--clock-seconds", str(rec.path)], capture_output=True, text=True, check=True
     )
     bt_ns = [int(s.replace(".", "")) for s in re.findall(r"^\[(\d+\.\d{9})\]", out.stdout, re.M)]
-    events = [e for e in Trace(rec.path) if isinstance(e, Event)]
+    events = [e for e in TraceDirectory(rec.path) if isinstance(e, Event)]
     assert [e.wall_ns for e in events] == bt_ns
     # The wall clock and the monotonic clock both follow the calibration.
     cal = rec.cal
@@ -216,7 +216,7 @@ def test_marker_registered_after_start_is_appended(rec: TraceBuilder) -> None:
         ("sched_switch", {"prev_pid": 1, "next_pid": 2, "comm": "before"}),
         ("late_marker", {"string": "after", "event": 9}),
     ]
-    assert Trace(rec.path).markers[7] == LATE
+    assert TraceDirectory(rec.path).markers[7] == LATE
 
 
 @needs_bt2

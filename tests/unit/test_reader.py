@@ -20,9 +20,13 @@ from typing import Any
 import pytest
 from helpers.tracefiles import TraceBuilder
 
-from tracetui.cli.dump import event_json
-from tracetui.core.trace.metadata import METADATA, PACKET_HEADER_SIZE, Marker, TraceClock
-from tracetui.core.trace.reader import Event, EventDecoder, Loss, Stream, Trace, TraceFormatError
+from tracetui.cli.render import event_json
+from tracetui.core.model.clock import TraceClock
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.packet import PACKET_HEADER_SIZE
+from tracetui.core.trace.metadata import METADATA, TraceFormatError
+from tracetui.core.trace.packets import Event, EventDecoder, Loss, Stream
+from tracetui.core.trace.reader import TraceDirectory
 
 BT2 = shutil.which("babeltrace2") or "/usr/bin/babeltrace2"
 
@@ -72,7 +76,7 @@ def dump(path: Path, *opts: str, **kw: Any) -> subprocess.CompletedProcess[str]:
 
 def test_streams_merge_in_timestamp_order(rec: TraceBuilder) -> None:
     order = busy_trace(rec)
-    trace = Trace(rec.path)
+    trace = TraceDirectory(rec.path)
     assert trace.channels == ["irq", "main"] and len(trace.streams) == 3
     events = list(trace)
     assert all(isinstance(e, Event) for e in events)
@@ -90,7 +94,7 @@ def test_event_fields_and_clocks(rec: TraceBuilder) -> None:
     rec.emit("irq", TICK, 2**64 - 1, 0xABC, 0x7FFF0000, "Z", -0.25)
     rec.drain(flush=True)
     rec.close()
-    (e,) = list(Trace(rec.path))
+    (e,) = list(TraceDirectory(rec.path))
     assert isinstance(e, Event)
     assert (e.name, e.id, e.channel, e.cpu) == ("timer_tick", 1, "irq", 0)
     assert e.fields == {"n": 2**64 - 1, "mask": 0xABC, "ptr": 0x7FFF0000, "c": "Z", "f": -0.25}
@@ -111,7 +115,7 @@ def test_losses_are_reported_where_they_happened(rec: TraceBuilder) -> None:
         rec.drain(flush=True)
     assert ch.stats().discarded > 0
     rec.close()
-    items = list(Trace(rec.path))
+    items = list(TraceDirectory(rec.path))
     losses = [x for x in items if isinstance(x, Loss)]
     events = [x for x in items if isinstance(x, Event)]
     assert losses and all(x.unit == "events" and x.channel == "main" for x in losses)
@@ -151,7 +155,7 @@ def test_an_empty_packet_carries_the_last_losses(rec: TraceBuilder) -> None:
     last[64:72] = (int.from_bytes(last[64:72], "little") + 42).to_bytes(8, "little")
     with stream.open("ab") as f:
         f.write(last)
-    items = list(Trace(rec.path))
+    items = list(TraceDirectory(rec.path))
     assert isinstance(items[-1], Loss) and items[-1].lost == 42
     assert sum(isinstance(x, Event) for x in items) == 20
     bt = subprocess.run([BT2, str(rec.path)], capture_output=True, text=True, check=True)
@@ -185,7 +189,7 @@ def test_decode_all_reads_bare_record_batches(rec: TraceBuilder) -> None:
 
 def test_empty_trace_reads_as_nothing(rec: TraceBuilder) -> None:
     rec.close()
-    assert list(Trace(rec.path)) == []
+    assert list(TraceDirectory(rec.path)) == []
     r = dump(rec.path)
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
 
@@ -201,22 +205,22 @@ def one_sentence(err: pytest.ExceptionInfo[TraceFormatError]) -> str:
 
 def test_not_a_trace(tmp_path: Path) -> None:
     with pytest.raises(TraceFormatError) as err:
-        Trace(tmp_path / "missing")
+        TraceDirectory(tmp_path / "missing")
     assert "does not exist" in one_sentence(err)
     (tmp_path / "file").write_text("x")
     with pytest.raises(TraceFormatError) as err:
-        Trace(tmp_path / "file")
+        TraceDirectory(tmp_path / "file")
     assert "not a directory" in one_sentence(err)
     with pytest.raises(TraceFormatError) as err:
-        Trace(tmp_path)
+        TraceDirectory(tmp_path)
     assert "no metadata file" in one_sentence(err)
     (tmp_path / METADATA).write_text("hello")
     with pytest.raises(TraceFormatError) as err:
-        Trace(tmp_path)
+        TraceDirectory(tmp_path)
     assert "not CTF 1.8" in one_sentence(err)
     (tmp_path / METADATA).write_bytes(b"\x75\x57\x1d\xc1" + bytes(40))
     with pytest.raises(TraceFormatError) as err:
-        Trace(tmp_path)
+        TraceDirectory(tmp_path)
     assert "packetized" in one_sentence(err)
 
 
@@ -239,13 +243,13 @@ def test_corrupt_streams(rec: TraceBuilder, tmp_path: Path) -> None:
     ]
     for data, words in cases:
         with pytest.raises(TraceFormatError) as err:
-            list(Trace(broken(data)))
+            list(TraceDirectory(broken(data)))
         assert words in one_sentence(err) and "main_0" in str(err.value)
     # A record whose id the metadata does not declare.
     bad = bytearray(good)
     bad[PACKET_HEADER_SIZE : PACKET_HEADER_SIZE + 2] = (999).to_bytes(2, "little")
     with pytest.raises(TraceFormatError) as err:
-        list(Trace(broken(bytes(bad))))
+        list(TraceDirectory(broken(bytes(bad))))
     assert "event id 999" in one_sentence(err)
     # The dump says the same in one line on stderr, exit status 1.
     r = dump(broken(bytes(bad)))
@@ -312,7 +316,7 @@ def test_dump_json(rec: TraceBuilder) -> None:
     assert tick["fields"] == {"n": 1, "mask": 2, "ptr": 3, "c": "", "f": "inf"}
     assert [d["ts_ns"] for d in docs] == sorted(d["ts_ns"] for d in docs)
     # The generated per-class formatters say what the plain encoder says.
-    assert docs == [event_json(x) for x in Trace(rec.path)]
+    assert docs == [event_json(x) for x in TraceDirectory(rec.path)]
 
 
 def test_dump_escapes_what_could_drive_a_terminal(rec: TraceBuilder) -> None:
@@ -338,3 +342,22 @@ def test_dump_into_a_closed_pipe_is_quiet(rec: TraceBuilder) -> None:
     err = p.stderr.read()
     assert p.wait(timeout=30) == 0
     assert first.startswith(b"[") and err == b""
+
+
+def test_dump_text_is_the_one_rendering(rec: TraceBuilder) -> None:
+    """The dump's generated fast path writes exactly what cli/render.py renders (watch too)."""
+    from tracetui.cli.render import item_line
+
+    rec.channel("main", nbuf=1, n_subbuf=2)
+    rec.emit("main", TICK, 1, 0xAB, 3, "x", 0.5)
+    for i in range(1500):  # more than the buffer holds: loss rows
+        rec.emit("main", SWITCH, i, 0, 'q"uote\x1b')
+    rec.drain(flush=True)
+    rec.emit("main", TICK, 2, 1, 2, "\0", float("nan"))
+    rec.drain(flush=True)
+    rec.close()
+    r = dump(rec.path)
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert any(" LOST " in line for line in lines)
+    assert lines == [item_line(x) for x in TraceDirectory(rec.path)]

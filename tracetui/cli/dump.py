@@ -1,15 +1,7 @@
 """``tracetui dump DIR``: print a trace's events, one line each, in time order.
 
-Text (default), one line per event and per loss::
-
-    [22:19:34.909345757] cpu 0 main sched_switch: prev_pid=1, next_pid=2, comm="bash"
-    [22:19:34.909401220] cpu 1 main LOST 12 events
-
-Times are wall-clock (local time of day, nanoseconds), computed as babeltrace2
-computes them.  ``--json``: one JSON object per line, ``{"ts_ns", "cpu",
-"channel", "name", "fields"}`` per event and ``{"lost", "channel", "cpu",
-"ts_ns", "unit"}`` per loss (unit "events" or "packets"); ``ts_ns`` is
-CLOCK_MONOTONIC nanoseconds.
+Lines and JSON objects are those of cli/render.py (one rendering, shared with ``tracetui
+watch``); this module writes them fast, for whole traces.
 
 Exit status: 0 on success (also when the reader of the output goes away, as
 with ``| head``), 1 when the directory is not a readable trace (one sentence
@@ -32,18 +24,13 @@ from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any
 
+from tracetui.cli.render import event_json, loss_text
+from tracetui.core.model.clock import NS, time_of_day
 from tracetui.core.model.formats import FieldType, MarkerFormat
-from tracetui.core.trace.metadata import EVENT_HEADER, NS
-from tracetui.core.trace.reader import (
-    CorruptRecord,
-    Event,
-    EventClass,
-    Item,
-    Loss,
-    Stream,
-    Trace,
-    TraceFormatError,
-)
+from tracetui.core.model.packet import EVENT_HEADER
+from tracetui.core.trace.metadata import TraceFormatError
+from tracetui.core.trace.packets import CorruptRecord, Event, EventClass, Stream
+from tracetui.core.trace.reader import TraceDirectory
 
 _CHUNK_LINES = 8192
 # Records decoded at a time: the dump runs with the cyclic GC off, so larger
@@ -77,7 +64,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        trace = Trace(args.dir)
+        trace = TraceDirectory(args.dir)
     except TraceFormatError as e:
         print(f"tracetui dump: {e}", file=sys.stderr)
         return 1
@@ -201,12 +188,12 @@ class _TextDecoder:
     one payload unpack and one ``%``.
     """
 
-    def __init__(self, trace: Trace, stream: Stream, lexical: bool) -> None:
+    def __init__(self, trace: TraceDirectory, stream: Stream, lexical: bool) -> None:
         self.lexical = lexical
         clock = trace.clock
         freq = float(clock.freq)
         # Wall time as babeltrace2 computes it (see TraceClock.wall_ns).
-        base = clock.offset_s * NS + int(1e9 * clock.offset / freq)
+        base = clock.base_ns
         self.base, self.freq = base, freq
         self.head = f"cpu {stream.cpu} {stream.channel}"
         self.c0 = self.c1 = 0.0
@@ -310,18 +297,16 @@ class _TextDecoder:
             self._ns[name] = head + rest
 
     def loss(self, tsc: int, lost: int, unit: str) -> bytes | tuple[int, bytes]:
-        what = unit if lost != 1 else unit[:-1]
-        line = _when(self.base, self.freq, tsc) + f" {self.head} LOST {lost} {what}".encode()
+        line = _when(self.base, self.freq, tsc) + f" {self.head} {loss_text(lost, unit)}".encode()
         return line if self.lexical else (tsc, line)
 
 
 def _when(base: int, freq: float, tsc: int) -> bytes:
     """b"[HH:MM:SS.nnnnnnnnn]" (local time, as babeltrace2 computes it)."""
-    s, ns = divmod(base + int(1e9 * tsc / freq), NS)
-    return f"[{time.strftime('%H:%M:%S', time.localtime(s))}.{ns:09d}]".encode()
+    return f"[{time_of_day(base + int(1e9 * tsc / freq))}]".encode()
 
 
-def _lexical(trace: Trace) -> bool:
+def _lexical(trace: TraceDirectory) -> bool:
     """True when the trace's lines sort by time as plain bytes.
 
     Lines start with "[HH:MM:SS.nnnnnnnnn]": while the whole trace lies within
@@ -331,8 +316,8 @@ def _lexical(trace: Trace) -> bool:
     lo = hi = None
     for stream in trace.streams:
         for h in trace.packet_headers(stream):
-            lo = h[3] if lo is None else min(lo, h[3])
-            hi = h[4] if hi is None else max(hi, h[4])
+            lo = h.timestamp_begin if lo is None else min(lo, h.timestamp_begin)
+            hi = h.timestamp_end if hi is None else max(hi, h.timestamp_end)
     if lo is None or hi is None:
         return True
     # A second of margin: records may sit a little outside their packet's bounds.
@@ -341,13 +326,13 @@ def _lexical(trace: Trace) -> bool:
     return a[:3] == b[:3] and a.tm_gmtoff == b.tm_gmtoff
 
 
-def text_lines(trace: Trace) -> Iterator[bytes]:
+def text_lines(trace: TraceDirectory) -> Iterator[bytes]:
     """The text dump, as chunks of lines (bytes, UTF-8)."""
     pending: list[bytes] = []
     lexical = _lexical(trace)
     clock = trace.clock
     freq = float(clock.freq)
-    base = clock.offset_s * NS + int(1e9 * clock.offset / freq)
+    base = clock.base_ns
     batches = trace.merged(
         lambda s: _TextDecoder(trace, s, lexical),
         None if lexical else _FIRST,
@@ -366,34 +351,6 @@ def text_lines(trace: Trace) -> Iterator[bytes]:
 
 
 # -- JSON -------------------------------------------------------------------------
-
-
-def _json_value(t: FieldType, v: Any) -> Any:
-    if t.kind == "float" and not math.isfinite(v):
-        return str(v)  # "nan", "inf": JSON has no such numbers
-    return v
-
-
-def event_json(e: Item) -> dict[str, Any]:
-    """The JSON object of one event or loss (stable keys)."""
-    if isinstance(e, Loss):
-        return {
-            "lost": e.lost,
-            "channel": e.channel,
-            "cpu": e.cpu,
-            "ts_ns": e.ts_ns,
-            "unit": e.unit,
-        }
-    types = e.cls.format.types
-    return {
-        "ts_ns": e.ts_ns,
-        "cpu": e.cpu,
-        "channel": e.channel,
-        "name": e.name,
-        "fields": {
-            n: _json_value(t, v) for n, t, v in zip(e.cls.names, types, e.values, strict=True)
-        },
-    }
 
 
 _JSTR: Callable[[str], str] = json.encoder.encode_basestring_ascii  # C-accelerated
@@ -428,7 +385,7 @@ def _json_formatter(cls: EventClass) -> Callable[[int, tuple[Any, ...]], str]:
     return fn
 
 
-def json_lines(trace: Trace) -> Iterator[bytes]:
+def json_lines(trace: TraceDirectory) -> Iterator[bytes]:
     """The JSON dump, as chunks of lines; a formatter is generated per event class."""
     dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False).encode
     formatters: dict[EventClass, Callable[[int, tuple[Any, ...]], str]] = {}

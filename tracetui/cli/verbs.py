@@ -258,14 +258,15 @@ def _structured(path: str, value: str) -> dict[str, object]:
     if name == "stats":
         from dataclasses import asdict
 
-        from tracetui.core.namespace import parse_stats
+        from tracetui.core.model.stats import parse_stats
 
         return {"stats": {label: asdict(st) for label, st in parse_stats(value).items()}}
     if name == "markers" and path.strip("/") == "markers":
-        rows = [line.split(" ", 2) for line in value.splitlines() if line]
+        from tracetui.core.model.markers import parse_marker_lines
+
         return {
             "markers": [
-                {"id": int(r[0]), "name": r[1], "format": r[2] if len(r) > 2 else ""} for r in rows
+                {"id": i, "name": name, "format": fmt} for i, name, fmt in parse_marker_lines(value)
             ]
         }
     if name == "filter":

@@ -1,9 +1,9 @@
 """``tracetui watch TRACE/CHANNEL``: print a channel's events as they are recorded.
 
-One line per event, as ``tracetui dump`` prints them; ``--json`` prints one object per event
-({ts_ns, cpu, channel, name, fields}).  When batches were lost because this terminal read too
-slowly, a line says how many (``LOST n batches``) — never silently.  Ends on Ctrl-C, after
-``--count`` events or ``--duration`` seconds.
+One line per event, as ``tracetui dump`` prints them (cli/render.py); ``--json`` prints one
+object per event ({ts_ns, cpu, channel, name, fields}).  When batches were lost because this
+terminal read too slowly, a line says how many (``LOST n batches``) — never silently.  Ends
+on Ctrl-C, after ``--count`` events or ``--duration`` seconds.
 
 Exit status: 0; 1 when the daemon refuses (no such channel); 3 when no daemon answers.
 """
@@ -17,9 +17,9 @@ import sys
 import time
 from typing import Any
 
+from tracetui.cli.render import event_json, item_line
 from tracetui.core.errors import DaemonNotRunning, TraceError
 from tracetui.core.live import LiveBatch, LiveWatch
-from tracetui.core.model.formats import format_value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,34 +37,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _stamp(wall_ns: int) -> str:
-    s, ns = divmod(wall_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(s)) + f".{ns:09d}"
-
-
 def format_batch(batch: LiveBatch, as_json: bool) -> list[str]:
-    lines = []
-    for e in batch.events:
-        if as_json:
-            lines.append(
-                json.dumps(
-                    {
-                        "ts_ns": e.ts_ns,
-                        "cpu": e.cpu,
-                        "channel": e.channel,
-                        "name": e.name,
-                        "fields": e.fields,
-                    }
-                )
-            )
-        else:
-            fmt = e.cls.format
-            body = ", ".join(
-                f"{n}={format_value(t, v)}"
-                for n, t, v in zip(fmt.names, fmt.types, e.values, strict=True)
-            )
-            lines.append(f"[{_stamp(e.wall_ns)}] cpu {e.cpu} {e.channel} {e.name}: {body}")
-    return lines
+    if as_json:
+        return [json.dumps(event_json(e)) for e in batch.events]
+    return [item_line(e) for e in batch.events]
 
 
 def run(args: argparse.Namespace) -> int:

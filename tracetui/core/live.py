@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 from tracetui.core import protocol as P
 from tracetui.core import recording_protocol as R
-from tracetui.core.buffers import ClockCalibration
 from tracetui.core.client import _ANC_SIZE, Client
 from tracetui.core.errors import TraceError
-from tracetui.core.trace.metadata import Marker, TraceClock
-from tracetui.core.trace.reader import Event, EventDecoder, Stream
+from tracetui.core.model.clock import ClockCalibration, TraceClock
+from tracetui.core.model.markers import marker_table
+from tracetui.core.trace.packets import Event, EventDecoder, Stream
 
 RCVBUF = 8 << 20  # the bounded queue the daemon fills for this subscriber
 QUEUE_BATCHES = 1024  # batches waiting for an async consumer before they count as dropped
@@ -44,18 +44,6 @@ class LiveBatch:
     events: list[Event]
     dropped_batches: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def parse_markers(text: str) -> dict[int, Marker]:
-    """The ``markers`` file ("id name format" lines) as a marker table."""
-    out: dict[int, Marker] = {}
-    for line in text.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) >= 2 and parts[0].isdigit():
-            out[int(parts[0])] = Marker.make(
-                int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""
-            )
-    return out
 
 
 class LiveWatch(Client):
@@ -81,7 +69,7 @@ class LiveWatch(Client):
         try:
             attrs = self._request(R.encode_live_subscribe(seq, self.path), seq)[0]
             cal = ClockCalibration(**json.loads(attrs.str(R.TT_A_CLOCK)))
-            self.markers = parse_markers(self.read("markers"))
+            self.markers = marker_table(self.read("markers"))
         except BaseException:
             self.sock.close()
             raise
@@ -162,7 +150,7 @@ class LiveWatch(Client):
             # A marker registered after we read the table: read it again, once.
             try:
                 with Client(self._rt, self.timeout, name="live") as c:
-                    self.markers = parse_markers(c.read("markers"))
+                    self.markers = marker_table(c.read("markers"))
             except TraceError as e:
                 errors.append(str(e))
             for d in self._decoders.values():

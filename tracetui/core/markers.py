@@ -3,7 +3,7 @@
 This module owns id assignment only (the recording work owns formats' meaning, registration over
 netlink and the metadata). Ids are handed out from 0 upwards in registration order; registering
 the same name and format again returns the same id, so a process that restarts, or several
-processes using one marker, all agree. Id 0xFFFF is reserved (the buffers refuse it).
+processes using one marker, all agree. Id 0xFFFF is reserved (core/model/markers.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tracetui.core.errors import TraceError
+from tracetui.core.model.markers import MAX_MARKERS, marker_line
 
-RESERVED_ID = 0xFFFF
-MAX_MARKERS = RESERVED_ID  # ids 0 .. 0xFFFE
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_FORMAT = 1024
 
@@ -28,7 +27,7 @@ class Marker:
     format: str
 
     def line(self) -> str:
-        return f"{self.id} {self.name} {self.format}".rstrip()
+        return marker_line(self.id, self.name, self.format)
 
 
 class MarkerRegistry:

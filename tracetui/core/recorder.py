@@ -39,7 +39,7 @@ from tracetui.core.daemon import log
 from tracetui.core.errors import TraceError
 from tracetui.core.model.formats import check_event_name, parse_format
 from tracetui.core.protocol import Change
-from tracetui.core.trace import metadata as ctf
+from tracetui.core.trace import writer as ctf
 
 if TYPE_CHECKING:
     from tracetui.core.daemon import Daemon, Request

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Sparkline, Static, Switch
 
-from tracetui.core.buffers import Stats
+from tracetui.core.model.stats import Stats
 from tracetui.widgets.requests import Request
 from tracetui.widgets.state import ChannelState, ChannelStats
 from tracetui.widgets.trace_pane import rules_text

@@ -8,13 +8,13 @@ against real marker formats.
 
 from __future__ import annotations
 
-from tracetui.core.buffers import Stats
-from tracetui.core.trace.metadata import Marker, TraceClock
-from tracetui.core.trace.reader import Event, EventClass, Loss, Stream
+from tracetui.core.model.clock import TraceClock
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.stats import Stats
+from tracetui.core.trace.packets import Event, EventClass, Loss, Stream
 from tracetui.widgets.state import (
     ChannelState,
     ChannelStats,
-    MarkerInfo,
     NamespaceState,
     TraceState,
 )
@@ -154,7 +154,7 @@ def demo_state() -> NamespaceState:
                 ),
             ),
         ),
-        markers=tuple(MarkerInfo(m.id, m.name, m.format.text) for m in MARKERS),
+        markers=MARKERS,
     )
 
 

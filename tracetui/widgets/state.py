@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from tracetui.core.buffers import Stats
-from tracetui.core.namespace import parse_stats
+from tracetui.core.model.markers import Marker, marker_table
+from tracetui.core.model.stats import Stats, parse_stats
 
 
 class StateClient(Protocol):
@@ -57,16 +57,9 @@ class TraceState:
 
 
 @dataclass(frozen=True)
-class MarkerInfo:
-    id: int
-    name: str
-    format: str
-
-
-@dataclass(frozen=True)
 class NamespaceState:
     traces: tuple[TraceState, ...] = ()
-    markers: tuple[MarkerInfo, ...] = ()
+    markers: tuple[Marker, ...] = ()
 
     def trace(self, name: str) -> TraceState | None:
         return next((t for t in self.traces if t.name == name), None)
@@ -116,16 +109,6 @@ def _flag(text: str) -> bool:
     return text.strip() == "1"
 
 
-def parse_markers(text: str) -> tuple[MarkerInfo, ...]:
-    """The ``markers`` file: one "id name format" line per marker."""
-    out = []
-    for line in text.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) >= 2 and parts[0].isdigit():
-            out.append(MarkerInfo(int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""))
-    return tuple(out)
-
-
 async def read_stats(client: StateClient, path: str) -> ChannelStats:
     """Read ``PATH/stats`` of one channel."""
     parsed = parse_stats(await client.read(f"{path}/stats"))
@@ -169,7 +152,7 @@ async def read_state(client: StateClient) -> NamespaceState:
     """Read the whole namespace (a few dozen reads for a handful of traces)."""
     entries = await client.ls("")
     traces = [await read_trace(client, e.name) for e in entries if e.kind == "dir"]
-    markers: tuple[MarkerInfo, ...] = ()
+    markers: tuple[Marker, ...] = ()
     if any(e.name == "markers" for e in entries):
-        markers = parse_markers(await client.read("markers"))
+        markers = tuple(marker_table(await client.read("markers")).values())
     return NamespaceState(tuple(sorted(traces, key=lambda t: t.name)), markers)

@@ -6,11 +6,8 @@ printf-like type, repeated.  This module owns the grammar, the byte encoding
 of each type (shared by the probe, the CTF writer, the reader and live views)
 and precompiled encoders/decoders per format.
 
-Payload encodings (little endian, byte aligned, no padding):
-
-    %d i32   %u u32   %ld i64   %lu u64   %lld i64   %llu u64
-    %x u32 (shown hex)   %p u64 (shown hex)   %c u8 (one character)
-    %f IEEE double       %s UTF-8 bytes then a NUL
+Payload encodings (little endian, byte aligned, no padding) are those of the one field-type
+table, :mod:`tracetui.core.model.fields`.
 
 Encoders and decoders are generated once per format (``exec`` of a small
 function specialised to the field list), because the generic loop over
@@ -28,6 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from tracetui.core.model.fields import TYPES, FieldType
+
 __all__ = [
     "TYPES",
     "Field",
@@ -37,38 +36,6 @@ __all__ = [
     "parse_format",
 ]
 
-
-@dataclass(frozen=True)
-class FieldType:
-    """One printf-like type: how it is stored and how it is shown."""
-
-    code: str  # "d", "llu", ...: the text after '%'
-    struct_char: str  # struct module code; "" for strings
-    size: int  # bytes; 0 for strings (variable)
-    kind: str  # "int", "hex", "char", "float", "str"
-    signed: bool = False
-
-    @property
-    def fixed(self) -> bool:
-        return self.size > 0
-
-
-TYPES: dict[str, FieldType] = {
-    t.code: t
-    for t in (
-        FieldType("d", "i", 4, "int", True),
-        FieldType("u", "I", 4, "int"),
-        FieldType("ld", "q", 8, "int", True),
-        FieldType("lu", "Q", 8, "int"),
-        FieldType("lld", "q", 8, "int", True),
-        FieldType("llu", "Q", 8, "int"),
-        FieldType("x", "I", 4, "hex"),
-        FieldType("p", "Q", 8, "hex"),
-        FieldType("c", "B", 1, "char"),
-        FieldType("f", "d", 8, "float"),
-        FieldType("s", "", 0, "str"),
-    )
-}
 
 _TYPE_LIST = " ".join("%" + c for c in TYPES)
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,63 +1,43 @@
-"""The CTF 1.8 trace directory: its metadata (TSDL) and its stream files.
+"""A trace's metadata: the TSDL text tracetui writes, and reading it back.
 
-A tracetui trace directory holds:
+The metadata file of a trace directory is plain-text CTF 1.8 TSDL: types, trace (uuid,
+packet header), env (hostname, clock calibration), clock "tsc", one stream class (id 0:
+packet context, event header), then one ``event`` block per marker; blocks for markers
+registered later are appended (CTF 1.8 allows a growing metadata).  Every channel is an
+instance of the same stream class, so an event is declared once whatever channel it is
+routed to; the stream file name ``<channel>_<cpu>`` says which channel a stream belongs to
+(:func:`stream_file_name`).  Field names are written with a leading underscore
+(``_prev_pid``), which CTF readers strip: a field may then be named like a TSDL keyword.
 
-    metadata        plain-text TSDL: types, trace (uuid, packet header), env
-                    (hostname, clock calibration), clock "tsc", one stream
-                    class (id 0: packet context, event header), then one
-                    ``event`` block per marker; blocks for markers registered
-                    later are appended (CTF 1.8 allows a growing metadata).
-    <channel>_<cpu> one stream file per channel and buffer: the packets
-                    exactly as the ring buffer produced them (header and
-                    context written by the backend, padding included).
+The field types' declarations come from the one field table (core/model/fields.py), the
+packet header's and context's from the one header table (core/model/packet.py).  Each field
+is declared with a type alias named after its marker type (``tt_d``, ``tt_llu``...), so the
+metadata maps back to the exact marker format; ``parse_metadata`` reads back what
+``render_metadata`` writes (not arbitrary CTF).
 
-Every channel is an instance of the same stream class, so an event is
-declared once whatever channel it is routed to; the file name says which
-channel a stream belongs to.  Field names are written with a leading
-underscore (``_prev_pid``), which CTF readers strip: a field may then be
-named like a TSDL keyword (``string``, ``event``...).
-
-Each field is declared with a type alias named after its marker type
-(``tt_d``, ``tt_llu``, ``tt_s``...), so the metadata maps back to the exact
-marker format; ``parse_metadata`` reads back what ``TraceWriter`` writes
-(not arbitrary CTF).
-
-Clock: ``tsc`` counts raw TSC ticks at the calibrated frequency; its offset
-places tick 0 on the Unix epoch, so CTF readers show wall-clock times.  The
-calibration point (tsc0, mono_ns0) is kept in ``env`` so tracetui can also
-give CLOCK_MONOTONIC times.
+Clock: ``tsc`` counts raw TSC ticks at the calibrated frequency; its offset places tick 0 on
+the Unix epoch, so CTF readers show wall-clock times.  The calibration point (tsc0, mono_ns0)
+is kept in ``env`` so tracetui can also give CLOCK_MONOTONIC times.
 """
 
 from __future__ import annotations
 
-import errno as _errno
-import os
 import re
 import socket
-import struct
 import time
 import uuid as _uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
-from tracetui.core.model.formats import MarkerFormat, check_event_name, parse_format
+from tracetui.core.model.clock import TraceClock
+from tracetui.core.model.fields import TYPES
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.packet import HEADER_FIELDS
 
 __all__ = [
-    "EVENT_HEADER_SIZE",
-    "MAGIC",
     "METADATA",
-    "PACKET_HEADER",
-    "PACKET_HEADER_SIZE",
-    "RESERVED_ID",
-    "Calibration",
-    "Marker",
     "Metadata",
-    "OutputError",
-    "PacketHeader",
-    "TraceClock",
     "TraceFormatError",
-    "TraceWriter",
     "parse_metadata",
     "parse_stream_file_name",
     "render_event",
@@ -66,148 +46,16 @@ __all__ = [
 ]
 
 METADATA = "metadata"
-MAGIC = 0xC1FC1FC1
-RESERVED_ID = 0xFFFF
 TRACER_VERSION = (0, 1)
-
-# magic, uuid, stream_id, timestamp_begin, timestamp_end, content_size (bits),
-# packet_size (bits), packet_seq_num, events_discarded, cpu_id.
-PACKET_HEADER = struct.Struct("<I16sIQQQQQQI")
-PACKET_HEADER_SIZE = PACKET_HEADER.size  # 76
-EVENT_HEADER = struct.Struct("<HQ")  # id, timestamp
-EVENT_HEADER_SIZE = EVENT_HEADER.size  # 10
-assert PACKET_HEADER_SIZE == 76 and EVENT_HEADER_SIZE == 10
 
 
 class TraceFormatError(ValueError):
     """A directory or file is not a readable tracetui trace; str() is one sentence."""
 
 
-class OutputError(OSError):
-    """The trace output directory cannot be written; ``errno`` and one sentence."""
-
-    def __init__(self, err: int, message: str) -> None:
-        super().__init__(err, message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass(frozen=True)
-class PacketHeader:
-    """Packet header and context of one packet (sizes in bytes, not bits)."""
-
-    magic: int
-    uuid: bytes
-    stream_id: int
-    timestamp_begin: int
-    timestamp_end: int
-    content_size: int
-    packet_size: int
-    packet_seq_num: int
-    events_discarded: int
-    cpu_id: int
-
-    @classmethod
-    def parse(cls, buf: bytes | memoryview, offset: int = 0) -> PacketHeader:
-        f = PACKET_HEADER.unpack_from(buf, offset)
-        return cls(f[0], f[1], f[2], f[3], f[4], f[5] // 8, f[6] // 8, f[7], f[8], f[9])
-
-
-# -- markers and clock -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Marker:
-    """One event class of a trace: the daemon's 16-bit id, its name and format."""
-
-    id: int
-    name: str
-    format: MarkerFormat
-
-    @classmethod
-    def make(cls, id: int, name: str, fmt: str | MarkerFormat) -> Marker:
-        """Validate and build; ValueError with one sentence."""
-        if not isinstance(id, int) or not 0 <= id < RESERVED_ID:
-            raise ValueError(f"marker id {id!r} must be an integer in 0..{RESERVED_ID - 1}")
-        check_event_name(name)
-        return cls(id, name, fmt if isinstance(fmt, MarkerFormat) else parse_format(fmt))
-
-
-class Calibration(Protocol):
-    """What the writer needs of tracetui.core.buffers.ClockCalibration."""
-
-    @property
-    def freq_hz(self) -> float: ...
-    @property
-    def tsc0(self) -> int: ...
-    @property
-    def mono_ns0(self) -> int: ...
-    @property
-    def real_ns0(self) -> int: ...
-
-
-NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class TraceClock:
-    """The trace's clock as the metadata records it.
-
-    ``freq`` (integer Hz), ``offset_s`` + ``offset`` (ticks) place tick 0 on
-    the Unix epoch, as CTF defines; ``tsc0``/``mono_ns0`` is one calibration
-    point against CLOCK_MONOTONIC.
-    """
-
-    freq: int
-    offset_s: int
-    offset: int
-    tsc0: int
-    mono_ns0: int
-
-    @classmethod
-    def from_calibration(cls, cal: Calibration) -> TraceClock:
-        freq = round(cal.freq_hz)
-        if freq <= 0:
-            raise ValueError(f"clock frequency {cal.freq_hz!r} Hz is not positive")
-        # Wall time of tick 0 (may be before the epoch on a clock that does
-        # not start near boot; offset_s is signed, offset stays in [0, freq)).
-        wall0 = cal.real_ns0 - cal.tsc0 * NS // freq
-        offset_s, rem_ns = divmod(wall0, NS)
-        return cls(freq, offset_s, rem_ns * freq // NS, cal.tsc0, cal.mono_ns0)
-
-    def wall_ns(self, tsc: int) -> int:
-        """Nanoseconds since the epoch, computed exactly as babeltrace2 does."""
-        # babeltrace2: ns = offset_s * 1e9 + trunc(1e9 * offset / freq)
-        #                  + trunc(1e9 * value / freq), in doubles.
-        return self.offset_s * NS + int(1e9 * self.offset / self.freq) + int(1e9 * tsc / self.freq)
-
-    def mono_ns(self, tsc: int) -> int:
-        """CLOCK_MONOTONIC nanoseconds."""
-        return self.mono_ns0 + int((tsc - self.tsc0) * 1e9 / self.freq)
-
-
 # -- TSDL ---------------------------------------------------------------------------
 
-# Marker type -> TSDL alias.  %ld and %lld share a layout but keep distinct
-# aliases so the metadata maps back to the exact format text.
-_ALIASES: dict[str, str] = {
-    "d": "integer { size = 32; align = 8; signed = true; }",
-    "u": "integer { size = 32; align = 8; signed = false; }",
-    "ld": "integer { size = 64; align = 8; signed = true; }",
-    "lu": "integer { size = 64; align = 8; signed = false; }",
-    "lld": "integer { size = 64; align = 8; signed = true; }",
-    "llu": "integer { size = 64; align = 8; signed = false; }",
-    "x": "integer { size = 32; align = 8; signed = false; base = 16; }",
-    "p": "integer { size = 64; align = 8; signed = false; base = 16; }",
-    # %c is one UTF-8 code unit; declared as a one-element array of it so
-    # CTF readers show it as a one-character string.
-    "c": "integer { size = 8; align = 8; signed = false; encoding = UTF8; }",
-    "f": "floating_point { exp_dig = 11; mant_dig = 53; align = 8; }",
-    "s": "string { encoding = UTF8; }",
-}
-_ALIAS_TO_CODE = {f"tt_{code}": code for code in _ALIASES}
+_ALIAS_TO_CODE = {t.alias: code for code, t in TYPES.items()}
 
 
 def _tsdl_string(s: str) -> str:
@@ -228,7 +76,9 @@ def render_metadata(
     host = hostname if hostname is not None else socket.gethostname()
     clock_uuid = _boot_id() or u
     created = time.strftime("%Y%m%dT%H%M%S%z")
-    aliases = "\n".join(f"typealias {decl} := tt_{code};" for code, decl in _ALIASES.items())
+    aliases = "\n".join(f"typealias {t.tsdl} := {t.alias};" for t in TYPES.values())
+    header = _struct_fields("header", "\t\t")
+    context = _struct_fields("context", "\t\t")
     env = [
         ("hostname", _tsdl_string(host)),
         ("domain", _tsdl_string("ust")),
@@ -261,9 +111,7 @@ trace {{
 \tuuid = "{u}";
 \tbyte_order = le;
 \tpacket.header := struct {{
-\t\tuint32_t magic;
-\t\tuint8_t uuid[16];
-\t\tuint32_t stream_id;
+{header}
 \t}};
 }};
 
@@ -287,13 +135,7 @@ typealias integer {{ size = 64; align = 8; signed = false; map = clock.tsc.value
 stream {{
 \tid = 0;
 \tpacket.context := struct {{
-\t\ttt_clock timestamp_begin;
-\t\ttt_clock timestamp_end;
-\t\tuint64_t content_size;
-\t\tuint64_t packet_size;
-\t\tuint64_t packet_seq_num;
-\t\tuint64_t events_discarded;
-\t\tuint32_t cpu_id;
+{context}
 \t}};
 \tevent.header := struct {{
 \t\tuint16_t id;
@@ -302,6 +144,13 @@ stream {{
 }};
 """
     return head + "".join(render_event(m) for m in markers)
+
+
+def _struct_fields(section: str, indent: str) -> str:
+    """The TSDL declarations of the packet header's fields of one section (model/packet.py)."""
+    return "\n".join(
+        indent + f.tsdl.format(name=f.name) + ";" for f in HEADER_FIELDS if f.section == section
+    )
 
 
 def _boot_id() -> _uuid.UUID | None:
@@ -319,7 +168,7 @@ def render_event(marker: Marker) -> str:
     lines = []
     for f in marker.format.fields:
         suffix = "[1]" if f.type.code == "c" else ""
-        lines.append(f"\t\ttt_{f.type.code} _{f.name}{suffix};\n")
+        lines.append(f"\t\t{f.type.alias} _{f.name}{suffix};\n")
     return (
         f"\nevent {{\n\tname = {_tsdl_string(marker.name)};\n\tid = {marker.id};\n"
         f"\tstream_id = 0;\n\tfields := struct {{\n{''.join(lines)}\t}};\n}};\n"
@@ -460,7 +309,7 @@ def _add_marker(
     markers[eid] = marker
 
 
-# -- writing ------------------------------------------------------------------------
+# -- stream files ------------------------------------------------------------------
 
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -475,170 +324,6 @@ def stream_file_name(channel: str, cpu: int) -> str:
     return f"{channel}_{cpu}"
 
 
-class TraceWriter:
-    """Writes one trace directory: metadata, then packets into stream files.
-
-    ``add_marker`` must be called for an id before a packet holding it is
-    written (the daemon registers markers before handing out target lists),
-    so the metadata on disk always covers the streams.  ``write_packet``
-    skips a packet whose sequence number was already written for its
-    stream, so repeated flight-recorder snapshots append only new packets.
-
-    Opening a directory that already holds a trace with the same uuid
-    resumes it (a trace stopped and started again); one with another trace
-    is refused.  Writes go straight to the files (no Python buffering): a
-    packet is on its way to disk when ``write_packet`` returns.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        uuid: bytes,
-        calibration: Calibration,
-        markers: Iterable[Marker] = (),
-        trace_name: str = "",
-        hostname: str | None = None,
-    ) -> None:
-        if len(uuid) != 16:
-            raise ValueError("a trace uuid is 16 bytes")
-        self.path = os.fspath(path)
-        self.uuid = uuid
-        self._meta_fd = -1
-        self.markers: dict[int, Marker] = {}
-        self.clock: TraceClock
-        markers = list(markers)
-        self._fds: dict[tuple[str, int], int] = {}
-        self._last_seq: dict[tuple[str, int], int] = {}
-        self.bytes_written = 0
-        self.packets_written = 0
-        meta_path = os.path.join(self.path, METADATA)
-        try:
-            os.makedirs(self.path, mode=0o750, exist_ok=True)
-        except OSError as e:
-            raise OutputError(
-                e.errno or _errno.EIO,
-                f"cannot create trace directory {self.path}: {e.strerror or e}",
-            ) from None
-        if os.path.exists(meta_path):
-            self._resume(meta_path)
-        else:
-            if any(not n.startswith(".") for n in os.listdir(self.path)):
-                raise OutputError(
-                    _errno.EEXIST,
-                    f"{self.path} is not empty and holds no trace: choose another output",
-                )
-            self.clock = TraceClock.from_calibration(calibration)
-            for m in markers:
-                self._check_new(m)
-                self.markers[m.id] = m
-            text = render_metadata(
-                uuid,
-                self.clock,
-                self.markers.values(),
-                hostname=hostname,
-                trace_name=trace_name,
-                freq_hz=calibration.freq_hz,
-            )
-            # Whole file then rename: a reader never sees half a header.
-            tmp = meta_path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, meta_path)
-        self._meta_fd = os.open(meta_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        for m in markers:  # on resume, markers new since the last run
-            self.add_marker(m)
-
-    def _resume(self, meta_path: str) -> None:
-        with open(meta_path, encoding="utf-8", errors="replace") as f:
-            meta = parse_metadata(f.read(), meta_path)
-        if meta.uuid != self.uuid:
-            raise OutputError(
-                _errno.EEXIST, f"{self.path} already holds another trace: choose another output"
-            )
-        self.clock = meta.clock
-        self.markers = dict(meta.markers)
-        for name in os.listdir(self.path):
-            key = parse_stream_file_name(name)
-            if key is not None:
-                last = _last_seq_in(os.path.join(self.path, name))
-                if last is not None:
-                    self._last_seq[key] = last
-
-    def _check_new(self, m: Marker) -> bool:
-        old = self.markers.get(m.id)
-        if old is None:
-            return True
-        if old != m:
-            raise ValueError(
-                f"marker id {m.id} is already {old.name!r} ({old.format.text!r}) in this trace"
-            )
-        return False
-
-    def add_marker(self, marker: Marker) -> bool:
-        """Declare a marker; appends its event block.  False if already declared."""
-        if not self._check_new(marker):
-            return False
-        _write_all(self._meta_fd, render_event(marker).encode())
-        self.markers[marker.id] = marker
-        return True
-
-    def write_packet(self, channel: str, cpu: int, packet: bytes | bytearray | memoryview) -> bool:
-        """Append one packet to ``<channel>_<cpu>``; False if it was written already."""
-        if len(packet) < PACKET_HEADER_SIZE:
-            raise ValueError(f"a packet is at least {PACKET_HEADER_SIZE} bytes")
-        f = PACKET_HEADER.unpack_from(packet)
-        if f[0] != MAGIC or f[6] != len(packet) * 8 or f[5] > f[6]:
-            raise ValueError(
-                f"not a packet of this backend (magic {f[0]:#x}, size {len(packet)} bytes, "
-                f"packet_size {f[6]} bits)"
-            )
-        if f[1] != self.uuid:
-            raise ValueError("packet belongs to another trace (uuid mismatch)")
-        key = (channel, cpu)
-        seq = f[7]
-        last = self._last_seq.get(key)
-        if last is not None and seq <= last:
-            return False
-        fd = self._fds.get(key)
-        if fd is None:
-            name = os.path.join(self.path, stream_file_name(channel, cpu))
-            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            self._fds[key] = fd
-        _write_all(fd, packet)
-        self._last_seq[key] = seq
-        self.bytes_written += len(packet)
-        self.packets_written += 1
-        return True
-
-    def sync(self) -> None:
-        """fsync every file (on stop: the trace is then safe on disk)."""
-        for fd in (*self._fds.values(), self._meta_fd):
-            if fd >= 0:
-                os.fsync(fd)
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-        if self._meta_fd >= 0:
-            os.close(self._meta_fd)
-            self._meta_fd = -1
-
-    def __enter__(self) -> TraceWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 _STREAM_NAME_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)_(\d+)$")
 
 
@@ -646,19 +331,3 @@ def parse_stream_file_name(name: str) -> tuple[str, int] | None:
     """(channel, cpu) of a stream file name, None for other files."""
     m = _STREAM_NAME_RE.match(name)
     return (m.group(1), int(m.group(2))) if m else None
-
-
-def _last_seq_in(path: str) -> int | None:
-    """Sequence number of the last whole packet of a stream file."""
-    last = None
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        off = 0
-        while off + PACKET_HEADER_SIZE <= size:
-            f.seek(off)
-            h = PacketHeader.parse(f.read(PACKET_HEADER_SIZE))
-            if h.magic != MAGIC or h.packet_size <= 0 or off + h.packet_size > size:
-                break
-            last = h.packet_seq_num
-            off += h.packet_size
-    return last

@@ -1,29 +1,16 @@
-"""Reading tracetui traces: stream files -> decoded events, merged by time.
+"""Reading trace directories: stream files -> packets -> events, merged by time.
 
-``Trace(path)`` opens a trace directory written by ``ctf.TraceWriter``,
-parses its metadata back (marker table, clock) and checks the first packet
-of every stream file.  Iterating it yields ``Event`` and ``Loss`` objects
-in timestamp order across all channels and CPUs.
+``TraceDirectory(path)`` opens a trace directory written by ``core.trace.writer.TraceWriter``,
+parses its metadata back (marker table, clock) and checks the first packet of every stream
+file.  Iterating it yields ``Event`` and ``Loss`` objects in timestamp order across all
+channels and CPUs; the records of each packet are decoded by the packet reader
+(core/trace/packets.py), which also finds the losses.
 
-Performance (the hot loop is here): records are decoded a chunk of a packet
-at a time by ``_decode_records`` with a per-stream table ``id -> (unpack,
-size, class)`` precompiled from the marker formats (one ``struct`` call per
-fixed payload); an ``Event`` holds the raw tick count, the decoded value
-tuple and its shared ``EventClass``, and computes names, dicts and
-nanoseconds only when asked.  Streams are merged a chunk at a time: chunks
-are taken in order of their first timestamp and, once no chunk still to
-come can hold an earlier event, the decoded events in hand are merged with
-one C-level stable sort (a single stream needs no merge at all, and streams
-that do not overlap in time need no sort).  ``batches()`` yields the merged
-events as lists; ``merged()`` takes any per-stream decoder, so ``tracetui
-dump`` turns records straight into text lines.
-
-Losses: ``events_discarded`` in a packet context is a free-running count per
-buffer.  An increase from one packet to the next is a ``Loss`` of that many
-events; a non-zero count in the first packet of a stream is reported too
-(babeltrace2 says "may have discarded events" there).  A gap in
-``packet_seq_num`` is a ``Loss`` of whole packets (unit "packets"); a stream
-that does not start at packet 0 (a flight-recorder snapshot) is not a gap.
+Streams are merged a chunk at a time: chunks are taken in order of their first timestamp and,
+once no chunk still to come can hold an earlier event, the decoded events in hand are merged
+with one C-level stable sort (a single stream needs no merge at all, and streams that do not
+overlap in time need no sort).  ``batches()`` yields the merged events as lists; ``merged()``
+takes any per-stream decoder, so ``tracetui dump`` turns records straight into text lines.
 """
 
 from __future__ import annotations
@@ -31,277 +18,49 @@ from __future__ import annotations
 import bisect
 import heapq
 import os
-import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any
 
-from tracetui.core.model.formats import MarkerFormat
-from tracetui.core.trace.metadata import (
-    EVENT_HEADER,
-    EVENT_HEADER_SIZE,
+from tracetui.core.model.clock import TraceClock
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.packet import (
+    HEADER_FIELDS,
     MAGIC,
-    METADATA,
     PACKET_HEADER,
     PACKET_HEADER_SIZE,
-    Marker,
+    PacketHeader,
+)
+from tracetui.core.trace.metadata import (
+    METADATA,
     Metadata,
-    TraceClock,
     TraceFormatError,
     parse_metadata,
     parse_stream_file_name,
 )
+from tracetui.core.trace.packets import (
+    CorruptRecord,
+    EventDecoder,
+    Item,
+    LossTracker,
+    Stream,
+    StreamDecoder,
+)
 
-__all__ = [
-    "CorruptRecord",
-    "Event",
-    "EventClass",
-    "EventDecoder",
-    "Loss",
-    "Stream",
-    "StreamDecoder",
-    "Trace",
-    "TraceFormatError",
-]
+__all__ = ["Key", "TraceDirectory", "TraceFormatError"]
 
-
-@dataclass(frozen=True)
-class Stream:
-    """One stream file: the packets of one buffer of one channel."""
-
-    channel: str
-    cpu: int
-    path: str
-    clock: TraceClock
-
-
-class EventClass:
-    """What events of one marker in one stream share (one object, many events)."""
-
-    __slots__ = ("channel", "clock", "cpu", "format", "id", "name", "names")
-
-    def __init__(self, marker: Marker, stream: Stream) -> None:
-        self.id = marker.id
-        self.name = marker.name
-        self.format: MarkerFormat = marker.format
-        self.names = marker.format.names
-        self.channel = stream.channel
-        self.cpu = stream.cpu
-        self.clock = stream.clock
-
-
-class Event:
-    """One decoded event.
-
-    ``tsc`` (raw ticks) and ``values`` (decoded field values in format
-    order) are stored; everything else is derived on access.
-    """
-
-    __slots__ = ("cls", "tsc", "values")
-
-    def __init__(self, tsc: int, values: tuple[Any, ...], cls: EventClass) -> None:
-        self.tsc = tsc
-        self.values = values
-        self.cls = cls
-
-    @property
-    def name(self) -> str:
-        return self.cls.name
-
-    @property
-    def id(self) -> int:
-        return self.cls.id
-
-    @property
-    def channel(self) -> str:
-        return self.cls.channel
-
-    @property
-    def cpu(self) -> int:
-        return self.cls.cpu
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        return dict(zip(self.cls.names, self.values, strict=True))
-
-    @property
-    def ts_ns(self) -> int:
-        """CLOCK_MONOTONIC nanoseconds."""
-        return self.cls.clock.mono_ns(self.tsc)
-
-    @property
-    def wall_ns(self) -> int:
-        """Nanoseconds since the Unix epoch (as babeltrace2 computes them)."""
-        return self.cls.clock.wall_ns(self.tsc)
-
-    def __repr__(self) -> str:
-        return (
-            f"Event({self.name}, ts_ns={self.ts_ns}, cpu={self.cpu}, "
-            f"channel={self.channel!r}, fields={self.fields!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Event) and (
-            self.tsc,
-            self.values,
-            self.name,
-            self.channel,
-            self.cpu,
-        ) == (other.tsc, other.values, other.name, other.channel, other.cpu)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class Loss:
-    """Events (unit "events") or whole packets (unit "packets") lost in a stream.
-
-    ``tsc``/``ts_ns`` is the beginning of the first packet after the loss:
-    the records were lost before that point (after the previous packet).
-    """
-
-    __slots__ = ("lost", "stream", "tsc", "unit")
-
-    def __init__(self, tsc: int, lost: int, stream: Stream, unit: str = "events") -> None:
-        self.tsc = tsc
-        self.lost = lost
-        self.stream = stream
-        self.unit = unit
-
-    @property
-    def channel(self) -> str:
-        return self.stream.channel
-
-    @property
-    def cpu(self) -> int:
-        return self.stream.cpu
-
-    @property
-    def ts_ns(self) -> int:
-        return self.stream.clock.mono_ns(self.tsc)
-
-    @property
-    def wall_ns(self) -> int:
-        return self.stream.clock.wall_ns(self.tsc)
-
-    def __repr__(self) -> str:
-        return (
-            f"Loss({self.lost} {self.unit}, channel={self.channel!r}, cpu={self.cpu}, "
-            f"ts_ns={self.ts_ns})"
-        )
-
-
-Item = Event | Loss
 _TSC = attrgetter("tsc")
-_CHUNK = 8192  # bytes of records decoded at a time (see Trace._chunks)
-# Per stream: id -> (unpack, size, class).  size > 0: fixed payload,
-# ``unpack(buf, pos)`` gives the values and the record is ``size`` bytes with
-# its header; size == 0: ``unpack(buf, pos, end)`` gives (values, new_pos).
-_Table = dict[int, tuple[Callable[..., Any], int, EventClass]]
-
-
-def _table(markers: dict[int, Marker], stream: Stream) -> _Table:
-    table: _Table = {}
-    for mid, m in markers.items():
-        cls = EventClass(m, stream)
-        st = m.format.fixed_struct
-        if st is not None:
-            table[mid] = (st.unpack_from, EVENT_HEADER_SIZE + st.size, cls)
-        else:
-            table[mid] = (m.format.decode, 0, cls)
-    return table
-
-
-class CorruptRecord(Exception):
-    """A record that cannot be decoded (raised by decoders; the reader turns
-    it into a TraceFormatError that says which stream and packet)."""
-
-
-def _decode_records(
-    buf: bytes, pos: int, stop: int, end: int, table: _Table, out: list[Item]
-) -> int:
-    """Decode records from ``pos`` until one ends at or after ``stop`` (the hot loop).
-
-    Records are within ``buf[:end]``.  Returns the position after the last
-    record decoded.
-    """
-    append = out.append
-    unpack_header = EVENT_HEADER.unpack_from
-    event = Event
-    try:
-        while pos < stop:
-            eid, tsc = unpack_header(buf, pos)
-            unpack, size, cls = table[eid]
-            if size:
-                append(event(tsc, unpack(buf, pos + 10), cls))
-                pos += size
-            else:
-                values, pos = unpack(buf, pos + 10, end)
-                append(event(tsc, values, cls))
-    except KeyError:
-        raise CorruptRecord(
-            f"event id {eid} at byte {pos} is not declared in the metadata"
-        ) from None
-    except (struct.error, ValueError, UnicodeDecodeError):
-        raise CorruptRecord(f"the record at byte {pos} is cut short") from None
-    if pos > end:
-        raise CorruptRecord(f"the last record runs {pos - end} bytes past the content")
-    return pos
-
-
-class StreamDecoder(Protocol):
-    """Turns the records of one stream into items (see ``Trace.merged``)."""
-
-    def decode(self, buf: bytes, pos: int, stop: int, end: int, out: list[Any]) -> int:
-        """Decode records from ``pos`` until one ends at or after ``stop``.
-
-        Records lie within ``buf[:end]``; items go onto ``out``; returns the
-        position after the last record; raises CorruptRecord.
-        """
-        ...
-
-    def loss(self, tsc: int, lost: int, unit: str) -> Any:
-        """The item reporting ``lost`` events or packets before ``tsc``."""
-        ...
-
-
+_CHUNK = 8192  # bytes of records decoded at a time (see TraceDirectory._chunks)
+# Positions in the raw header tuple, by name (core/model/packet.py).
+_POS = {f.name: i for i, f in enumerate(HEADER_FIELDS)}
+_MAGIC, _UUID, _STREAM_ID = _POS["magic"], _POS["uuid"], _POS["stream_id"]
+_BEGIN, _CONTENT, _PSIZE = _POS["timestamp_begin"], _POS["content_size"], _POS["packet_size"]
+_SEQ, _DISCARDED = _POS["packet_seq_num"], _POS["events_discarded"]
 Key = Callable[[Any], int]
 
 
-class EventDecoder:
-    """Decodes the records of one buffer into Events (and losses into Loss).
-
-    Live views that receive bare record batches (``u16 id | u64 tsc |
-    payload``...) use ``decode_all``; ``update`` takes a new marker table
-    as markers register.
-    """
-
-    def __init__(self, markers: dict[int, Marker], stream: Stream) -> None:
-        self.stream = stream
-        self.table = _table(markers, stream)
-
-    def update(self, markers: dict[int, Marker]) -> None:
-        self.table = _table(markers, self.stream)
-
-    def decode(self, buf: bytes, pos: int, stop: int, end: int, out: list[Any]) -> int:
-        return _decode_records(buf, pos, stop, end, self.table, out)
-
-    def loss(self, tsc: int, lost: int, unit: str) -> Loss:
-        return Loss(tsc, lost, self.stream, unit)
-
-    def decode_all(self, buf: bytes, pos: int = 0, end: int | None = None) -> list[Item]:
-        """All records of ``buf[pos:end]``; TraceFormatError if one cannot be decoded."""
-        out: list[Item] = []
-        end = len(buf) if end is None else end
-        try:
-            _decode_records(buf, pos, end, end, self.table, out)
-        except CorruptRecord as e:
-            raise TraceFormatError(f"record batch of channel {self.stream.channel}: {e}") from None
-        return out
-
-
-class Trace:
+class TraceDirectory:
     """An opened trace directory (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -380,7 +139,11 @@ class Trace:
     def _packets(
         self, stream: Stream, headers_only: bool = False
     ) -> Iterator[tuple[tuple[int, ...], bytes, int]]:
-        """(header fields, packet bytes up to content end, offset) per packet."""
+        """(header fields, packet bytes up to content end, offset) per packet.
+
+        The header fields are the raw tuple of PACKET_HEADER (the hot path indexes it by the
+        positions named below, derived from the one header table).
+        """
         try:
             fd = os.open(stream.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
@@ -394,13 +157,13 @@ class Trace:
                 if len(head) < PACKET_HEADER_SIZE:
                     raise self._bad(stream, off, "the file ends inside a packet header")
                 h = PACKET_HEADER.unpack(head)
-                content, psize = h[5] >> 3, h[6] >> 3
-                if h[0] != MAGIC:
-                    raise self._bad(stream, off, f"bad magic {h[0]:#x} (not a CTF packet)")
-                if h[1] != uuid:
+                content, psize = h[_CONTENT] >> 3, h[_PSIZE] >> 3
+                if h[_MAGIC] != MAGIC:
+                    raise self._bad(stream, off, f"bad magic {h[_MAGIC]:#x} (not a CTF packet)")
+                if h[_UUID] != uuid:
                     raise self._bad(stream, off, "its uuid is not the trace's")
-                if h[2] != 0:
-                    raise self._bad(stream, off, f"unknown stream class {h[2]}")
+                if h[_STREAM_ID] != 0:
+                    raise self._bad(stream, off, f"unknown stream class {h[_STREAM_ID]}")
                 if not PACKET_HEADER_SIZE <= content <= psize:
                     raise self._bad(stream, off, f"content size {content} of {psize} bytes")
                 if off + psize > size:
@@ -411,10 +174,10 @@ class Trace:
         finally:
             os.close(fd)
 
-    def packet_headers(self, stream: Stream) -> Iterator[tuple[int, ...]]:
-        """Raw header fields of each packet (see ctf.PACKET_HEADER)."""
-        for h, _, _ in self._packets(stream, headers_only=True):
-            yield h
+    def packet_headers(self, stream: Stream) -> Iterator[PacketHeader]:
+        """The header of each packet."""
+        for _, head, _ in self._packets(stream, headers_only=True):
+            yield PacketHeader.parse(head)
 
     def _chunks(
         self,
@@ -432,20 +195,12 @@ class Trace:
         survivors) stays cheap; whole 256 KiB packets made it a third of the
         reading time.
         """
-        prev_seq = prev_disc = -1
+        tracker = LossTracker()
         decode = decoder.decode
         for h, buf, off in self._packets(stream):
-            begin, seq, disc = h[3], h[7], h[8]
+            begin = h[_BEGIN]
             items: list[Any] = []
-            if prev_seq < 0:
-                if disc:
-                    items.append(decoder.loss(begin, disc, "events"))
-            else:
-                if disc > prev_disc:
-                    items.append(decoder.loss(begin, disc - prev_disc, "events"))
-                if seq > prev_seq + 1:
-                    items.append(decoder.loss(begin, seq - prev_seq - 1, "packets"))
-            prev_seq, prev_disc = seq, disc
+            tracker.losses(begin, h[_SEQ], h[_DISCARDED], decoder, items)
             pos, end = PACKET_HEADER_SIZE, len(buf)
             while True:
                 try:
@@ -525,9 +280,6 @@ class Trace:
 
     def __iter__(self) -> Iterator[Item]:
         return chain.from_iterable(self.batches())
-
-    def events(self) -> Iterator[Item]:
-        return iter(self)
 
 
 def _take(runs: list[list[Any]], limit: Any, key: Key | None) -> list[Any]:
