@@ -26,7 +26,7 @@ from tracetui.widgets.live_view import DEFAULT_HISTORY
 
 if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
-    from tracetui.widgets.state import ChannelStats, NamespaceState
+    from tracetui.core.state import ChannelStats, NamespaceState
 
 
 class TraceConsole(App[int]):

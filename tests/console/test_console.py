@@ -662,8 +662,8 @@ async def test_flight_overwrites_are_not_shown_as_losses() -> None:
 
     from textual.widgets import Static
 
+    from tracetui.core.state import ChannelStats
     from tracetui.widgets.fixtures import demo_rates, demo_state, demo_stats
-    from tracetui.widgets.state import ChannelStats
 
     stats = demo_stats()
     assert stats.total.overwritten > 0 and stats.total.discarded == 0

@@ -32,16 +32,16 @@ from textual.worker import Worker
 
 from tracetui.core import layout as layouts
 from tracetui.core.errors import TraceError
-from tracetui.widgets.channel_pane import ChannelPane
-from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
-from tracetui.widgets.markers_pane import MarkersPane
-from tracetui.widgets.requests import Request
-from tracetui.widgets.state import (
+from tracetui.core.state import (
     ChannelStats,
     NamespaceState,
     read_state,
     read_stats,
 )
+from tracetui.widgets.channel_pane import ChannelPane
+from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
+from tracetui.widgets.markers_pane import MarkersPane
+from tracetui.widgets.requests import Request
 from tracetui.widgets.trace_pane import TracePane
 from tracetui.widgets.trace_tree import MARKERS, TraceTree
 

@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Sparkline, Static, Switch
 
 from tracetui.core.model.stats import Stats
+from tracetui.core.state import ChannelState, ChannelStats
 from tracetui.widgets.requests import Request
-from tracetui.widgets.state import ChannelState, ChannelStats
 from tracetui.widgets.trace_pane import rules_text
 from tracetui.widgets.trace_tree import human_size
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from tracetui.core.model.clock import TraceClock
 from tracetui.core.model.markers import Marker
 from tracetui.core.model.stats import Stats
-from tracetui.core.trace.packets import Event, EventClass, Loss, Stream
-from tracetui.widgets.state import (
+from tracetui.core.state import (
     ChannelState,
     ChannelStats,
     NamespaceState,
     TraceState,
 )
+from tracetui.core.trace.packets import Event, EventClass, Loss, Stream
 
 # 1 GHz ticks, tick 0 = 2024-01-01 00:00:00 UTC; monotonic 1000 s at tick 0.
 CLOCK = TraceClock(freq=1_000_000_000, offset_s=1_704_067_200, offset=0, tsc0=0, mono_ns0=10**12)

@@ -11,8 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
+from tracetui.core.state import TraceState
 from tracetui.widgets.requests import Request
-from tracetui.widgets.state import TraceState
 
 
 def rules_text(rules: tuple[str, ...], *, routing: bool = False) -> str:
