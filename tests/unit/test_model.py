@@ -64,7 +64,7 @@ def test_marker_line_codec_round_trips() -> None:
 def test_stats_text_round_trips_and_lost_has_one_meaning() -> None:
     st = Stats(recorded=5, discarded=2, overwritten=3, too_big=1, lost_dead=2)
     assert parse_stats(stats_line("cpu0", st)) == {"cpu0": st}
-    assert st.lost == 6  # lost_dead is part of discarded
+    assert (st.dropped, st.lost) == (3, 6)  # lost_dead is part of discarded
 
 
 def test_geometry_limits_match_the_compiled_ring() -> None:

@@ -37,11 +37,12 @@ class ChannelState:
     recorded: int = 0
     discarded: int = 0
     overwritten: int = 0
+    too_big: int = 0
 
     @property
-    def lost(self) -> int:
-        """Records that did not reach the trace (dropped when full, or overwritten in flight)."""
-        return self.discarded + self.overwritten
+    def dropped(self) -> int:
+        """Records refused (buffer full, or too big): as ``Stats.dropped``."""
+        return self.discarded + self.too_big
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class NamespaceState:
                         recorded=total.recorded,
                         discarded=total.discarded,
                         overwritten=total.overwritten,
+                        too_big=total.too_big,
                     )
                     if c.name == cname
                     else c
@@ -131,6 +133,7 @@ async def read_channel(client: StateClient, trace: str, name: str) -> ChannelSta
         recorded=stats.recorded,
         discarded=stats.discarded,
         overwritten=stats.overwritten,
+        too_big=stats.too_big,
     )
 
 

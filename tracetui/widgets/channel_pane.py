@@ -130,7 +130,7 @@ class ChannelPane(Vertical):
             self.query_one("#sparkline", Sparkline).data = list(self._rates)
         t = stats.total
         # Overwrites are a flight recorder doing its job (muted in the tree too): not losses.
-        lost = t.discarded
+        lost = t.dropped
         text = (
             f"{rate or 0:,.0f} records/s · recorded {t.recorded:,} · discarded {t.discarded:,}"
             f" · overwritten {t.overwritten:,}"

@@ -102,9 +102,10 @@ class TraceTree(Tree[str], inherit_bindings=False):
         else:
             text.append("○ ", self._style("stopped"))
             text.append(t.name)
-        # Discards are losses; a flight channel overwriting its oldest records is doing its
-        # job, so overwrites show on the channel, muted, not as the trace's losses.
-        lost = sum(c.discarded for c in t.channels)
+        # Dropped records (discarded, too big) are losses; a flight channel overwriting its
+        # oldest records is doing its job, so overwrites show on the channel, muted, not as the
+        # trace's losses.
+        lost = sum(c.dropped for c in t.channels)
         if lost:
             text.append(f"  ✗{human_count(lost)}", self._style("loss"))
         return text
@@ -124,8 +125,8 @@ class TraceTree(Tree[str], inherit_bindings=False):
                 text.append(badge, self._style(style))
         if c.allocated:
             text.append(f" {human_count(c.recorded)}", self._style("muted"))
-        if c.discarded:
-            text.append(f" ✗{human_count(c.discarded)}", self._style("loss"))
+        if c.dropped:
+            text.append(f" ✗{human_count(c.dropped)}", self._style("loss"))
         if c.overwritten:
             text.append(f" ↻{human_count(c.overwritten)}", self._style("muted"))
         return text

@@ -7,7 +7,10 @@ Counters per buffer (the ring's ``struct ttrb_stats``):
                  writer that died mid-packet (also counted in ``lost_dead``)
 ``overwritten``  records a flight recorder overwrote before anyone read them
 ``too_big``      records larger than a sub-buffer
-``lost``         (derived) records that will never be read: discarded + overwritten + too_big
+``dropped``      (derived) records refused: discarded + too_big (what ``events_discarded``
+                 counts, and what the console marks ✗)
+``lost``         (derived) records that will never be read: dropped + overwritten (a flight
+                 recorder overwriting is doing its job: the console shows it muted, ↻)
 
 A packet's ``events_discarded`` is the free-running ``discarded + too_big`` of its buffer, as
 CTF defines it: the readers turn its increases into loss rows.  A live subscriber that reads
@@ -40,9 +43,14 @@ class Stats:
         return Stats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     @property
+    def dropped(self) -> int:
+        """Records refused by the buffer: discarded (full) or too big."""
+        return self.discarded + self.too_big
+
+    @property
     def lost(self) -> int:
-        """Records that will never be read: discarded, overwritten, too big."""
-        return self.discarded + self.overwritten + self.too_big
+        """Records that will never be read: dropped or overwritten."""
+        return self.dropped + self.overwritten
 
 
 STAT_FIELDS = tuple(f.name for f in fields(Stats))
