@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracetui.core import runtime
+from tracetui.core import spawn
 from tracetui.core.client import AsyncClient, Client
 
 
@@ -121,7 +121,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tracetui-bench-") as tmp:
         directory = Path(tmp) / "run"
         env = {"XDG_DATA_HOME": str(Path(tmp) / "data")}
-        proc = runtime.spawn_daemon(directory, env={**os.environ, **env})
+        proc = spawn.spawn_daemon(directory, env={**os.environ, **env})
         try:
             with Client(str(directory)) as c:
                 c.mkdir("bench")
@@ -147,7 +147,7 @@ def main() -> int:
                 )  # fmt: skip
                 cli.append((time.perf_counter() - t0) * 1000)
         finally:
-            runtime.stop_daemon(proc)
+            spawn.stop_daemon(proc)
 
     result = {
         "rtt_us_p50": round(statistics.median(rtt), 1),

@@ -26,7 +26,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tracetui.core import runtime
+from tracetui.core import runtime, spawn
 from tracetui.core.client import Client
 from tracetui.core.live import LiveBatch, LiveWatch
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tracetui-bench-live-") as tmp:
         rt = Path(tmp) / "run"
         env = {**os.environ, runtime.ENV: str(rt), "XDG_DATA_HOME": tmp}
-        daemon = runtime.spawn_daemon(rt)
+        daemon = spawn.spawn_daemon(rt)
         try:
             with Client(str(rt)) as c:
                 c.mkdir("live")
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 stats = c.read("live/main/stats").splitlines()[-1]
                 c.write("live/start", "0")
         finally:
-            runtime.stop_daemon(daemon)
+            spawn.stop_daemon(daemon)
 
     lat = sorted(latencies) or [0.0]
     result = {

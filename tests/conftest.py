@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetui.core import runtime
+from tracetui.core import runtime, spawn
 from tracetui.core.client import Client
 
 
@@ -66,14 +66,14 @@ class DaemonHandle:
 def start_daemon(directory: Path) -> DaemonHandle:
     """Spawn a daemon for DIRECTORY; its default trace outputs go under DIRECTORY/data."""
     env = {**os.environ, runtime.ENV: str(directory), "XDG_DATA_HOME": str(directory / "data")}
-    proc = runtime.spawn_daemon(directory, env=env)
+    proc = spawn.spawn_daemon(directory, env=env)
     return DaemonHandle(directory, proc, Client(str(directory)))
 
 
 def finish_daemon(handle: DaemonHandle) -> None:
     handle.client.close()
     pid = handle.proc.pid
-    runtime.stop_daemon(handle.proc)
+    spawn.stop_daemon(handle.proc)
     assert handle.proc.returncode == 0, handle.log()
     assert not (handle.runtime_dir / runtime.PORT_FILE).exists()
     leftovers = glob.glob(f"/dev/shm/tracetui-{os.getuid()}-{pid}-*")

@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: Sequence[str] | None = None) -> int:
     """Run the console; the exit status (0, or 1 with one sentence on stderr)."""
     from tracetui.core import layout as layouts
-    from tracetui.core import runtime
+    from tracetui.core import runtime, spawn
     from tracetui.core.client import Client
 
     opts = _parser().parse_args(list(args) if args is not None else None)
@@ -196,7 +196,7 @@ def main(args: Sequence[str] | None = None) -> int:
             Client(rd).close()
         except TraceError:
             # Nobody answers: start a daemon of our own (stopped on exit unless --keep-daemon).
-            daemon = runtime.spawn_daemon(rd, detach=opts.keep_daemon)
+            daemon = spawn.spawn_daemon(rd, detach=opts.keep_daemon)
         if opts.demo:
             env = dict(os.environ, TRACETUI_RUNTIME_DIR=str(rd))
             workload = subprocess.Popen(
@@ -221,7 +221,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 workload.kill()
                 workload.wait()
         if daemon is not None and not opts.keep_daemon:
-            runtime.stop_daemon(daemon)
+            spawn.stop_daemon(daemon)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tracetui.core import buffers, runtime
+from tracetui.core import buffers, runtime, spawn
 from tracetui.core import protocol as P
 from tracetui.core.client import AsyncClient, Change, Client
 from tracetui.core.errors import DaemonNotRunning, DaemonUnreachable, TraceError
@@ -118,7 +118,7 @@ def test_no_daemon_is_one_sentence_saying_how_to_start_one(tmp_path: Path) -> No
 
 def test_a_killed_daemon_is_detected_and_its_leftovers_cleaned(tmp_path: Path) -> None:
     directory = tmp_path / "run"
-    proc = runtime.spawn_daemon(directory)
+    proc = spawn.spawn_daemon(directory)
     with Client(str(directory)) as c:
         c.mkdir("t")
         c.write("t/main/subbuf_size", "4K")
@@ -129,13 +129,13 @@ def test_a_killed_daemon_is_detected_and_its_leftovers_cleaned(tmp_path: Path) -
     proc.wait()
     with pytest.raises(DaemonNotRunning):  # the port file is stale: nobody is bound to it
         Client(str(directory))
-    second = runtime.spawn_daemon(directory)  # the lock died with the first one
+    second = spawn.spawn_daemon(directory)  # the lock died with the first one
     try:
         assert not os.path.exists(leftover)
         with Client(str(directory)) as c:
             assert c.daemon_pid == second.pid
     finally:
-        runtime.stop_daemon(second)
+        spawn.stop_daemon(second)
     assert second.returncode == 0
 
 
@@ -143,7 +143,7 @@ def test_a_killed_daemon_is_detected_and_its_leftovers_cleaned(tmp_path: Path) -
 def test_signals_stop_and_flush_traces_then_clean_up(tmp_path: Path, sig: int) -> None:
     directory = tmp_path / "run"
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    proc = runtime.spawn_daemon(directory, env=env)
+    proc = spawn.spawn_daemon(directory, env=env)
     with Client(str(directory)) as c:
         c.mkdir("t")
         c.write("t/main/global", "1")
@@ -166,13 +166,13 @@ def test_signals_stop_and_flush_traces_then_clean_up(tmp_path: Path, sig: int) -
 
 def test_detached_daemon_outlives_its_starter(tmp_path: Path) -> None:
     directory = tmp_path / "run"
-    proc = runtime.spawn_daemon(directory, detach=True)
+    proc = spawn.spawn_daemon(directory, detach=True)
     try:
         assert os.getsid(proc.pid) == proc.pid  # a session of its own
         with Client(str(directory)) as c:
             assert c.daemon_pid == proc.pid
     finally:
-        runtime.stop_daemon(proc)
+        spawn.stop_daemon(proc)
 
 
 # ------------------------------------------------------------------------------ other uids
@@ -456,7 +456,7 @@ async def test_async_client_verbs_and_changes_made_by_the_cli(daemon: DaemonHand
         values = await asyncio.gather(*(c.read("fromcli/main/subbuf_size") for _ in range(50)))
         assert set(values) == {"262144"}
         # The daemon announces its end to subscribers.
-        runtime.stop_daemon(daemon.proc)
+        spawn.stop_daemon(daemon.proc)
         assert await asyncio.wait_for(changes.__anext__(), 2) == Change("state", "", "shutdown")
         with pytest.raises(DaemonNotRunning):
             await c.read("fromcli/main/flight")

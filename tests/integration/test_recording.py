@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetui.core import runtime
+from tracetui.core import runtime, spawn
 from tracetui.core.trace.packets import Event, Loss
 from tracetui.core.trace.reader import TraceDirectory
 
@@ -280,8 +280,8 @@ def test_markers_survive_a_daemon_restart(daemon, tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "marker never registered"
             time.sleep(0.05)
         daemon.client.close()
-        runtime.stop_daemon(daemon.proc)
-        daemon.proc = runtime.spawn_daemon(daemon.runtime_dir)
+        spawn.stop_daemon(daemon.proc)
+        daemon.proc = spawn.spawn_daemon(daemon.runtime_dir)
         from tracetui.core.client import Client
 
         daemon.client = Client(str(daemon.runtime_dir))

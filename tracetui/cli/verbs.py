@@ -283,7 +283,7 @@ def cmd_write(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from tracetui.core import runtime
+    from tracetui.core import runtime, spawn
 
     directory = runtime.runtime_dir(args.runtime_dir)
     if not args.detach:
@@ -302,7 +302,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             return EXIT_OK
     except TraceError:
         pass  # nobody answers: start one below
-    proc = runtime.spawn_daemon(directory, detach=True)
+    proc = spawn.spawn_daemon(directory, detach=True)
     doc = {"pid": proc.pid, "runtime_dir": str(directory), "started": True}
     _out(args, doc, f"tracetui daemon started (pid {proc.pid}) in {directory}")
     return EXIT_OK

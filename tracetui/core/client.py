@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tracetui.core import protocol as P
 from tracetui.core import runtime
@@ -447,16 +447,6 @@ class AsyncClient(_Conn):
         q: asyncio.Queue[Change | None] = asyncio.Queue(CHANGE_QUEUE)
         self._queues.append(q)
         return self._iterate(q)
-
-    def watch(self, path: str) -> AsyncIterator[Any]:
-        """Live batches of TRACE/CHANNEL (tracetui.core.live.LiveBatch), on a socket of their own.
-
-        Live data never shares this client's socket: a flood of records must not delay a
-        reply. Losses are counted in each batch's ``dropped_batches``.
-        """
-        from tracetui.core.live import watch
-
-        return watch(path, self.runtime_dir)
 
     async def _iterate(self, q: asyncio.Queue[Change | None]) -> AsyncIterator[Change]:
         try:

@@ -1,4 +1,4 @@
-"""Where a daemon lives and how to reach it: the runtime directory, the port file, spawning.
+"""Where a daemon lives and how to reach it: the runtime directory and the port file.
 
 This module owns the rendezvous between a daemon and its clients. One daemon serves one runtime
 directory; by default each user has one (``$XDG_RUNTIME_DIR/tracetui``, else
@@ -8,7 +8,7 @@ tests and several daemons never collide. The directory holds:
 - ``daemon.port`` (mode 0600): JSON ``{"port": P, "pid": N, "uid": U, "protocol": V}``; the
   netlink port clients connect to, written atomically once the daemon answers;
 - ``daemon.lock``: held (flock) for the daemon's life, so a second daemon refuses to start;
-- ``daemon.log``: what a daemon started by :func:`spawn_daemon` printed.
+- ``daemon.log``: what a daemon started by ``core.spawn.spawn_daemon`` printed.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ import errno
 import fcntl
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,97 +163,3 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
-
-
-runtime_dir_of = runtime_dir  # for functions whose runtime_dir parameter shadows the function
-
-
-def daemon_command(directory: Path) -> list[str]:
-    return [sys.executable, "-m", "tracetui", "daemon", "--runtime-dir", str(directory)]
-
-
-def spawn_daemon(
-    runtime_dir: str | os.PathLike[str] | None = None,
-    *,
-    wait: bool = True,
-    timeout: float = 10.0,
-    detach: bool = False,
-    env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m tracetui daemon --runtime-dir D``; with WAIT, return once it answers.
-
-    Its output goes to ``D/daemon.log``. DETACH puts it in a session of its own so it outlives
-    the caller's terminal. ENV replaces the environment it inherits. Raises TraceError (with
-    the daemon's last words) if it exits instead.
-    """
-    directory = ensure_runtime_dir(runtime_dir_of(runtime_dir))
-    log_path = directory / LOG_FILE
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        proc = subprocess.Popen(
-            daemon_command(directory),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=detach,
-            close_fds=True,
-            env=env,
-        )
-    finally:
-        log.close()
-    if wait:
-        wait_until_answers(directory, proc, timeout)
-    return proc
-
-
-def wait_until_answers(
-    directory: Path, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10.0
-) -> None:
-    """Poll until a daemon answers a hello in DIRECTORY (and, with PROC, that it is PROC)."""
-    from tracetui.core.client import Client
-
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise TraceError(
-                errno.ESRCH,
-                f"the daemon exited with status {proc.returncode}: {last_log_line(directory)}",
-            )
-        not_yet: TraceError | None = None
-        try:
-            info = read_port_file(directory)
-            if proc is None or info.pid == proc.pid:
-                with Client(str(directory), timeout=0.5):
-                    return
-        except TraceError as e:
-            # Not up yet (no port file, an older daemon's file, not answering): poll again.
-            not_yet = e
-        if time.monotonic() > deadline:
-            raise TraceError(
-                errno.ETIMEDOUT,
-                f"the daemon did not answer within {timeout:g} s "
-                f"({not_yet or 'another daemon answers'}; see {directory / LOG_FILE})",
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def last_log_line(directory: Path) -> str:
-    try:
-        lines = (directory / LOG_FILE).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
-    return lines[-1] if lines else "no output"
-
-
-def stop_daemon(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM and wait (SIGKILL if it does not exit within TIMEOUT)."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
