@@ -508,7 +508,7 @@ async def test_footer_shows_every_key_and_closing_a_view_shows_details(daemon) -
 
 
 async def test_a_lost_daemon_is_said_once(daemon) -> None:
-    from tracetui.core import runtime
+    from tracetui.core import spawn
 
     daemon.client.mkdir("t")
     daemon.client.write("t/main/allocate", "1")
@@ -517,7 +517,7 @@ async def test_a_lost_daemon_is_said_once(daemon) -> None:
         screen = await connected(pilot)
         tree = screen.query_one(TraceTree)
         await until(pilot, lambda: tree.select_path("t/main"))  # its statistics are polled
-        runtime.stop_daemon(daemon.proc)
+        spawn.stop_daemon(daemon.proc)
         await until(pilot, lambda: app.sub_title == "daemon not answering")
         await pilot.pause(2.5)  # several refreshes and statistics polls fail meanwhile
         lost = [m for m in notes(app) if "tracetui daemon answers" in m]
