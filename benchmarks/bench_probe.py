@@ -11,7 +11,7 @@ call - the same bare loop) / count:
   py_emit_ints_ns  `m(a, b, c)`, three integers (%d %d %lu)
   py_emit_str_ns   `m(a, b, s)`, two integers and a 16-character string
 
-and, measured in the same run so ratios survive a noisy machine (DESIGN.md's references):
+and, measured in the same run so ratios survive a noisy machine (the references):
 
   ref_logging_filtered_ns  `log.debug(...)` with the level above DEBUG
   ref_logging_file_ns      `log.info("... %d %d %s", a, b, s)` to a file under /tmp

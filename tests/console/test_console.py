@@ -1,5 +1,6 @@
-"""Pilot tests of the console against a real daemon: the seed's flow typed on the keyboard, every
-step checked through the client; refusals shown; CLI changes seen; layouts saved and restored."""
+"""Pilot tests of the console against a real daemon: the debugfs-style flow typed on the
+keyboard, every step checked through the client; refusals shown; CLI changes seen; layouts saved
+and restored."""
 
 from __future__ import annotations
 

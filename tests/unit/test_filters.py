@@ -1,4 +1,4 @@
-"""Filter rules and routing (the seed's trace filter and per-channel filters)."""
+"""Filter rules and routing (the trace filter and per-channel filters)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tracetui import __version__
@@ -33,7 +34,7 @@ EPILOG = """\
 exit codes: 0 success, 1 refused by the daemon, 2 usage error, 3 no daemon answers,
 4 the daemon could not be reached properly (timeout, protocol mismatch, squatted port).
 
-the seed's typical session:
+the debugfs-style flow (traces and channels are directories, settings are files):
   tracetui daemon --detach
   tracetui mkdir mytrace; tracetui mkdir mytrace/processes
   tracetui write mytrace/processes/subbuf_size 256K; tracetui write mytrace/processes/n_subbuf 8
@@ -60,7 +61,23 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-GUARDED_VERBS = {"dump": "tracetui.cli.dump", "watch": "tracetui.cli.watch"}
+@dataclass(frozen=True)
+class Verb:
+    """One subcommand: ``tracetui NAME ...``.
+
+    A verb is either run by ``run`` here, with its arguments added by ``arguments``, or
+    provided by ``module`` (an importable module with ``add_parser(subparsers)`` and
+    ``run(args) -> int``), imported only when the command line may need it.  To add a verb:
+    one row in :data:`VERBS` (and, for a large one, a module of its own under tracetui/cli/).
+    """
+
+    name: str
+    help: str = ""
+    run: Callable[[argparse.Namespace], int] | None = None
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    module: str | None = None
+
+
 _VALUE_OPTIONS = {"--runtime-dir", "--layout"}
 
 
@@ -104,43 +121,25 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--history", type=int, metavar="N", help="console: events kept per live view")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
-    def verb(
-        name: str, help_text: str, fn: Callable[[argparse.Namespace], int]
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EPILOG.split("\n\n")[0],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _common(sp, top=False)
-        sp.set_defaults(func=fn)
-        return sp
-
-    sp = verb("ls", "list a directory of the namespace (the top by default)", cmd_ls)
-    sp.add_argument("-R", "--recursive", action="store_true", help="list subdirectories too")
-    sp.add_argument("path", nargs="?", default="", metavar="PATH")
-    sp = verb("mkdir", "create a trace (TRACE) or a channel (TRACE/CHANNEL)", cmd_mkdir)
-    sp.add_argument("paths", nargs="+", metavar="PATH")
-    sp = verb("rmdir", "remove a stopped trace or one of its channels", cmd_rmdir)
-    sp.add_argument("paths", nargs="+", metavar="PATH")
-    sp = verb("read", "print the value of a file, e.g. mytrace/main/stats", cmd_read)
-    sp.add_argument("path", metavar="PATH")
-    sp = verb("write", "write a value to a file, e.g. mytrace/start 1", cmd_write)
-    sp.add_argument("path", metavar="PATH")
-    sp.add_argument("value", nargs="+", metavar="VALUE", help="several words are joined by spaces")
-    sp = verb("daemon", "run the daemon (in the foreground unless --detach)", cmd_daemon)
-    sp.add_argument(
-        "--detach", action="store_true", help="run in the background and return once it answers"
-    )
-
     wanted = _verb_of(sys.argv[1:] if argv is None else argv)
-    for name, module in GUARDED_VERBS.items():
-        if wanted in (name, "--help", None):
-            _add_guarded(sub, name, module)
+    for v in VERBS:
+        if v.module is None:
+            assert v.run is not None
+            sp = sub.add_parser(
+                v.name,
+                help=v.help,
+                description=v.help,
+                epilog=EPILOG.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            _common(sp, top=False)
+            sp.set_defaults(func=v.run)
+            if v.arguments is not None:
+                v.arguments(sp)
+        elif wanted in (v.name, "--help", None):
+            _add_guarded(sub, v.name, v.module)
         else:
-            sub.add_parser(name, help=f"see `tracetui {name} --help`")
+            sub.add_parser(v.name, help=f"see `tracetui {v.name} --help`")
     return p
 
 
@@ -226,20 +225,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_mkdir(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        for path in args.paths:
-            c.mkdir(path)
-    _out(args, {"ok": True, "paths": args.paths}, None)
-    return EXIT_OK
+def _each_path(verb: str) -> Callable[[argparse.Namespace], int]:
+    """``mkdir``/``rmdir``: the client's VERB on every PATH, in order."""
+
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as c:
+            for path in args.paths:
+                getattr(c, verb)(path)
+        _out(args, {"ok": True, "paths": args.paths}, None)
+        return EXIT_OK
+
+    return run
 
 
-def cmd_rmdir(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        for path in args.paths:
-            c.rmdir(path)
-    _out(args, {"ok": True, "paths": args.paths}, None)
-    return EXIT_OK
+cmd_mkdir = _each_path("mkdir")
+cmd_rmdir = _each_path("rmdir")
 
 
 def cmd_read(args: argparse.Namespace) -> int:
@@ -330,6 +330,45 @@ def cmd_console(args: argparse.Namespace) -> int:
         flag for flag, on in (("--demo", args.demo), ("--keep-daemon", args.keep_daemon)) if on
     ]
     return int(app.main(argv) or 0)
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+def _args_ls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-R", "--recursive", action="store_true", help="list subdirectories too")
+    p.add_argument("path", nargs="?", default="", metavar="PATH")
+
+
+def _args_paths(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
+
+def _args_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="PATH")
+
+
+def _args_write(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("value", nargs="+", metavar="VALUE", help="several words are joined by spaces")
+
+
+def _args_daemon(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detach", action="store_true", help="run in the background and return once it answers"
+    )
+
+
+VERBS: tuple[Verb, ...] = (
+    Verb("ls", "list a directory of the namespace (the top by default)", cmd_ls, _args_ls),
+    Verb("mkdir", "create a trace (TRACE) or a channel (TRACE/CHANNEL)", cmd_mkdir, _args_paths),
+    Verb("rmdir", "remove a stopped trace or one of its channels", cmd_rmdir, _args_paths),
+    Verb("read", "print the value of a file, e.g. mytrace/main/stats", cmd_read, _args_path),
+    Verb("write", "write a value to a file, e.g. mytrace/start 1", cmd_write, _args_write),
+    Verb("daemon", "run the daemon (in the foreground unless --detach)", cmd_daemon, _args_daemon),
+    Verb("dump", module="tracetui.cli.dump"),
+    Verb("watch", module="tracetui.cli.watch"),
+)
 
 
 # ------------------------------------------------------------------------------ main

@@ -1,6 +1,6 @@
 """Event filter rules and routing: which events a trace accepts, and which channel gets each one.
 
-This module owns the rule language of the seed's ``filter`` files and the routing decision:
+This module owns the rule language of the namespace's ``filter`` files and the routing decision:
 
 - a trace's filter starts as ``*`` (accept all); writing ``0`` removes every rule (accept none);
   a name or a glob (``sched_switch``, ``sched_*``, ``proc_?xit``) adds a rule; ``!name`` removes
