@@ -40,10 +40,11 @@ from tracetui.core.trace.metadata import (
     parse_stream_file_name,
 )
 from tracetui.core.trace.packets import (
+    CHUNK,
     CorruptRecord,
     EventDecoder,
     Item,
-    LossTracker,
+    PacketReader,
     Stream,
     StreamDecoder,
 )
@@ -51,12 +52,10 @@ from tracetui.core.trace.packets import (
 __all__ = ["Key", "TraceDirectory", "TraceFormatError"]
 
 _TSC = attrgetter("tsc")
-_CHUNK = 8192  # bytes of records decoded at a time (see TraceDirectory._chunks)
 # Positions in the raw header tuple, by name (core/model/packet.py).
 _POS = {f.name: i for i, f in enumerate(HEADER_FIELDS)}
 _MAGIC, _UUID, _STREAM_ID = _POS["magic"], _POS["uuid"], _POS["stream_id"]
-_BEGIN, _CONTENT, _PSIZE = _POS["timestamp_begin"], _POS["content_size"], _POS["packet_size"]
-_SEQ, _DISCARDED = _POS["packet_seq_num"], _POS["events_discarded"]
+_CONTENT, _PSIZE = _POS["content_size"], _POS["packet_size"]
 Key = Callable[[Any], int]
 
 
@@ -184,44 +183,19 @@ class TraceDirectory:
         stream: Stream,
         decoder: StreamDecoder,
         key: Key | None,
-        chunk: int = _CHUNK,
+        chunk: int = CHUNK,
         begin_key: Callable[[int], Any] | None = None,
     ) -> Iterator[tuple[Any, list[Any]]]:
         """(start key, decoded items) per chunk of a packet, losses first.
 
-        Packets are decoded in chunks of about _CHUNK bytes: the events of a
-        chunk are usually consumed before the next is decoded, so they die
-        young and the cyclic GC (which runs every 700 allocations and walks
-        survivors) stays cheap; whole 256 KiB packets made it a third of the
-        reading time.
+        The packet reader (core/trace/packets.py) walks each packet; this adds the file.
         """
-        tracker = LossTracker()
-        decode = decoder.decode
+        reader = PacketReader(decoder, key, chunk, begin_key)
         for h, buf, off in self._packets(stream):
-            begin = h[_BEGIN]
-            items: list[Any] = []
-            tracker.losses(begin, h[_SEQ], h[_DISCARDED], decoder, items)
-            pos, end = PACKET_HEADER_SIZE, len(buf)
-            while True:
-                try:
-                    pos = decode(buf, pos, min(pos + chunk, end), end, items)
-                except CorruptRecord as e:
-                    raise self._bad(stream, off, str(e)) from None
-                if items:
-                    first = items[0] if key is None else key(items[0])
-                    if begin >= 0:
-                        # A record may carry a timestamp a little before its
-                        # packet's begin (a global buffer shared by CPUs):
-                        # merge on the earliest.  Later chunks start at their
-                        # first item.
-                        b = begin if begin_key is None else begin_key(begin)
-                        if b < first:
-                            first = b
-                    yield first, items
-                if pos >= end:
-                    break
-                items = []
-                begin = -1
+            try:
+                yield from reader.chunks(h, buf)
+            except CorruptRecord as e:
+                raise self._bad(stream, off, str(e)) from None
 
     # -- merged iteration -------------------------------------------------------
 
@@ -229,7 +203,7 @@ class TraceDirectory:
         self,
         make_decoder: Callable[[Stream], StreamDecoder],
         key: Key | None,
-        chunk: int = _CHUNK,
+        chunk: int = CHUNK,
         begin_key: Callable[[int], Any] | None = None,
     ) -> Iterator[list[Any]]:
         """Decoded items of all streams as lists, in order of ``key(item)``.
