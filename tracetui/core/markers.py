@@ -21,7 +21,10 @@ MAX_FORMAT = 1024
 
 
 @dataclass(frozen=True)
-class Marker:
+class Registration:
+    """One registered (name, format) pair and its id; the format is kept as registered text
+    (the recorder parses it into a model Marker when it validates a registration)."""
+
     id: int
     name: str
     format: str
@@ -34,8 +37,8 @@ class MarkerRegistry:
     """name + format -> id, and back."""
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str], Marker] = {}
-        self._by_id: list[Marker] = []
+        self._by_key: dict[tuple[str, str], Registration] = {}
+        self._by_id: list[Registration] = []
 
     def register(self, name: str, fmt: str) -> int:
         """The id of (NAME, FMT), assigned on first registration. TraceError if invalid or full."""
@@ -54,25 +57,25 @@ class MarkerRegistry:
             )
         if len(self._by_id) >= MAX_MARKERS:
             raise TraceError(errno.ENOSPC, f"all {MAX_MARKERS} marker ids are in use")
-        m = Marker(len(self._by_id), name, fmt)
+        m = Registration(len(self._by_id), name, fmt)
         self._by_id.append(m)
         self._by_key[key] = m
         return m.id
 
-    def get(self, marker_id: int) -> Marker | None:
+    def get(self, marker_id: int) -> Registration | None:
         return self._by_id[marker_id] if 0 <= marker_id < len(self._by_id) else None
 
-    def lookup(self, name: str, fmt: str) -> Marker | None:
+    def lookup(self, name: str, fmt: str) -> Registration | None:
         return self._by_key.get((name, fmt))
 
-    def by_name(self, name: str) -> list[Marker]:
+    def by_name(self, name: str) -> list[Registration]:
         return [m for m in self._by_id if m.name == name]
 
     def lines(self) -> str:
         """What a read of ``markers`` returns: one "id name format" line per marker."""
         return "\n".join(m.line() for m in self._by_id)
 
-    def __iter__(self) -> Iterator[Marker]:
+    def __iter__(self) -> Iterator[Registration]:
         return iter(self._by_id)
 
     def __len__(self) -> int:

@@ -35,7 +35,7 @@ from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Contro
 from tracetui.widgets.channel_pane import ChannelPane
 from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
 from tracetui.widgets.markers_pane import MarkersPane
-from tracetui.widgets.requests import Request
+from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import TracePane
 from tracetui.widgets.trace_tree import MARKERS, TraceTree
 
@@ -188,7 +188,7 @@ class MainScreen(Screen[None]):
         """Run one namespace verb; a refusal becomes a notification. Returns success."""
         return await self.controller.run_verb(verb, path, value)
 
-    async def on_request(self, message: Request) -> None:
+    async def on_pane_request(self, message: PaneRequest) -> None:
         message.stop()
         if message.verb == "action":
             self._action_on(message.value, message.path)
