@@ -18,9 +18,9 @@ import os
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracetui.core import protocol as P
 from tracetui.core import runtime
@@ -109,6 +109,18 @@ class _Conn:
             f"the tracetui daemon (pid {self.info.pid}) did not answer within {self.timeout:g} s",
         )
 
+    def plan(
+        self, verb: str, path: str, value: str | None = None
+    ) -> tuple[bytes, int, Callable[[list[Attrs]], Any]]:
+        """(request bytes, sequence number, reply parser) of one of the five verbs."""
+        self.check_request(path, value)
+        seq = self.next_seq()
+        if verb == "write":
+            assert value is not None
+            return P.encode_write(seq, path, value), seq, _nothing
+        typ, flags, parse = _PATH_VERBS[verb]
+        return P.encode_path_request(typ, seq, path, flags), seq, parse
+
     @staticmethod
     def check_request(path: str, value: str | None = None) -> None:
         if len(path) > P.MAX_PATH:
@@ -162,6 +174,21 @@ def _entries(parts: list[Attrs]) -> list[Entry]:
 
 def _value(parts: list[Attrs]) -> str:
     return "".join(a.joined_str(P.TT_A_VALUE, "") for a in parts)
+
+
+def _nothing(parts: list[Attrs]) -> None:
+    return None
+
+
+# The five verbs, stated once for both clients: how each request is built and its reply read.
+# A client runs a request (``_request(data, seq)``, sync or async) and applies the parser.
+_ACK = P.NLM_F_REQUEST | P.NLM_F_ACK
+_PATH_VERBS: dict[str, tuple[int, int, Callable[[list[Attrs]], Any]]] = {
+    "ls": (P.TT_LS, P.NLM_F_REQUEST, _entries),
+    "mkdir": (P.TT_MKDIR, _ACK, _nothing),
+    "rmdir": (P.TT_RMDIR, _ACK, _nothing),
+    "read": (P.TT_READ, P.NLM_F_REQUEST, _value),
+}
 
 
 class Client(_Conn):
@@ -226,29 +253,27 @@ class Client(_Conn):
                 raise self.timed_out()
         return reply.result()
 
-    def _path_request(self, typ: int, path: str, flags: int = P.NLM_F_REQUEST) -> list[Attrs]:
-        self.check_request(path)
-        seq = self.next_seq()
-        return self._request(P.encode_path_request(typ, seq, path, flags), seq)
+    def _verb(self, verb: str, path: str, value: str | None = None) -> Any:
+        data, seq, parse = self.plan(verb, path, value)
+        return parse(self._request(data, seq))
 
-    # -- the five verbs ------------------------------------------------------------------------
+    # -- the five verbs (built and parsed by _Conn.plan) ------------------------------------------
 
     def ls(self, path: str = "") -> list[Entry]:
-        return _entries(self._path_request(P.TT_LS, path))
+        entries: list[Entry] = self._verb("ls", path)
+        return entries
 
     def mkdir(self, path: str) -> None:
-        self._path_request(P.TT_MKDIR, path, P.NLM_F_REQUEST | P.NLM_F_ACK)
+        self._verb("mkdir", path)
 
     def rmdir(self, path: str) -> None:
-        self._path_request(P.TT_RMDIR, path, P.NLM_F_REQUEST | P.NLM_F_ACK)
+        self._verb("rmdir", path)
 
     def read(self, path: str) -> str:
-        return _value(self._path_request(P.TT_READ, path))
+        return str(self._verb("read", path))
 
     def write(self, path: str, value: str) -> None:
-        self.check_request(path, value)
-        seq = self.next_seq()
-        self._request(P.encode_write(seq, path, value), seq)
+        self._verb("write", path, value)
 
 
 class AsyncClient(_Conn):
@@ -400,33 +425,31 @@ class AsyncClient(_Conn):
         finally:
             self._pending.pop(seq, None)
 
-    async def _path_request(self, typ: int, path: str, flags: int = P.NLM_F_REQUEST) -> list[Attrs]:
-        self.check_request(path)
-        seq = self.next_seq()
-        return await self._request(P.encode_path_request(typ, seq, path, flags), seq)
+    async def _verb(self, verb: str, path: str, value: str | None = None) -> Any:
+        data, seq, parse = self.plan(verb, path, value)
+        return parse(await self._request(data, seq))
 
     async def _simple(self, typ: int) -> None:
         seq = self.next_seq()
         await self._request(P.message(typ, P.NLM_F_REQUEST | P.NLM_F_ACK, seq), seq)
 
-    # -- the five verbs ------------------------------------------------------------------------
+    # -- the five verbs (built and parsed by _Conn.plan) ------------------------------------------
 
     async def ls(self, path: str = "") -> list[Entry]:
-        return _entries(await self._path_request(P.TT_LS, path))
+        entries: list[Entry] = await self._verb("ls", path)
+        return entries
 
     async def mkdir(self, path: str) -> None:
-        await self._path_request(P.TT_MKDIR, path, P.NLM_F_REQUEST | P.NLM_F_ACK)
+        await self._verb("mkdir", path)
 
     async def rmdir(self, path: str) -> None:
-        await self._path_request(P.TT_RMDIR, path, P.NLM_F_REQUEST | P.NLM_F_ACK)
+        await self._verb("rmdir", path)
 
     async def read(self, path: str) -> str:
-        return _value(await self._path_request(P.TT_READ, path))
+        return str(await self._verb("read", path))
 
     async def write(self, path: str, value: str) -> None:
-        self.check_request(path, value)
-        seq = self.next_seq()
-        await self._request(P.encode_write(seq, path, value), seq)
+        await self._verb("write", path, value)
 
     # -- changes -------------------------------------------------------------------------------
 
