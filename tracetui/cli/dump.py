@@ -26,7 +26,7 @@ from typing import Any
 
 from tracetui.cli.render import event_json, loss_text
 from tracetui.core.model.clock import NS, time_of_day
-from tracetui.core.model.formats import FieldType, MarkerFormat
+from tracetui.core.model.formats import FieldType, MarkerFormat, payload_source
 from tracetui.core.model.packet import EVENT_HEADER
 from tracetui.core.trace.metadata import TraceFormatError
 from tracetui.core.trace.packets import CorruptRecord, Event, EventClass, Stream
@@ -134,45 +134,14 @@ def _template(name: str, names: tuple[str, ...], types: tuple[FieldType, ...], h
     return text.encode()
 
 
+def _raw_string(v: str) -> list[str]:
+    """A string field kept as its bytes when plain ASCII, else escaped (never decoded twice)."""
+    return [f"{v} = buf[pos:e]", f"if not {v}.translate(_P).isalpha():", f"    {v} = _esc({v})"]
+
+
 def _payload_code(fmt: MarkerFormat, k: int, ns: dict[str, Any], indent: str) -> list[str]:
-    """Lines that read the payload at ``pos`` into v0..vN and advance ``pos``.
-
-    ``k`` keeps the names of helper objects put in ``ns`` apart per marker.
-    """
-    lines: list[str] = []
-    run: list[int] = []
-
-    def flush_run() -> None:
-        if not run:
-            return
-        st = struct.Struct("<" + "".join(fmt.types[i].struct_char for i in run))
-        key = f"_U{k}_{run[0]}"
-        ns[key] = st.unpack_from
-        lines.append(f"{indent}{''.join(f'v{i}, ' for i in run)}= {key}(buf, pos)")
-        lines.append(f"{indent}pos += {st.size}")
-        for i in run:
-            if fmt.types[i].kind == "char":
-                lines.append(f"{indent}v{i} = _CH[v{i}]")
-        run.clear()
-
-    for i, t in enumerate(fmt.types):
-        if t.kind == "str":
-            flush_run()
-            lines += [
-                f"{indent}e = buf.index(0, pos, end)",
-                f"{indent}v{i} = buf[pos:e]",
-                f"{indent}if not v{i}.translate(_P).isalpha():",
-                f"{indent}    v{i} = _esc(v{i})",
-                f"{indent}pos = e + 1",
-            ]
-        else:
-            run.append(i)
-    flush_run()
-    lines += [
-        f"{indent}if pos > end:",
-        f"{indent}    raise ValueError('record runs past the content')",
-    ]
-    return lines
+    """Lines that read the payload at ``pos`` into v0..vN (text for %c, bytes for %s)."""
+    return payload_source(fmt, ns, indent, str(k), _raw_string)
 
 
 # Markers with the lowest ids get a branch of their own in the generated loop

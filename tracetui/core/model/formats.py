@@ -334,31 +334,50 @@ def _encode_one(fmt: MarkerFormat, f: Field, v: Any) -> bytes:
     return struct.pack("<" + t.struct_char, v)
 
 
+def payload_source(
+    fmt: MarkerFormat,
+    ns: dict[str, Any],
+    indent: str = "    ",
+    key: str = "",
+    string: Callable[[str], list[str]] | None = None,
+) -> list[str]:
+    """Source lines that read a payload of FMT at ``pos`` of ``buf`` into ``v0``..``vN``.
+
+    The one generator of payload-reading code: this module's decoders and ``tracetui dump``'s
+    text decoder use it.  Helpers are put into ``ns`` under names made unique by ``key``; a
+    %c field is looked up in ``ns["_CH"]`` (the caller's table: characters, or their text).
+    ``string(v)`` gives the lines that turn ``buf[pos:e]`` into ``v`` (default: decoded UTF-8).
+    The lines end with ``pos`` after the payload, and raise ValueError past ``end``.
+    """
+    if string is None:
+
+        def string(v: str) -> list[str]:
+            return [f"{v} = buf[pos:e].decode('utf-8', 'replace')"]
+
+    lines: list[str] = []
+    for gi, (kind, idx) in enumerate(_groups(fmt)):
+        if kind == "fixed":
+            st = struct.Struct("<" + "".join(fmt.types[i].struct_char for i in idx))
+            name = f"_U{key}_{gi}"
+            ns[name] = st.unpack_from
+            lines.append(f"{''.join(f'v{i}, ' for i in idx)}= {name}(buf, pos)")
+            lines.append(f"pos += {st.size}")
+            lines += [f"v{i} = _CH[v{i}]" for i in idx if fmt.types[i].kind == "char"]
+        else:
+            lines.append("e = buf.index(0, pos, end)")
+            lines += string(f"v{idx[0]}")
+            lines.append("pos = e + 1")
+    lines.append("if pos > end:")
+    lines.append("    raise ValueError('payload runs past the end of its packet')")
+    return [indent + line for line in lines]
+
+
 def _make_decoder(fmt: MarkerFormat) -> Decoder:
     if fmt.fixed_struct is not None:
         return _fixed_decoder(fmt.fixed_struct)
     ns: dict[str, Any] = {"_CH": _CHAR_VALUES}
-    params = [f"v{i}" for i in range(len(fmt.fields))]
-    lines = ["def decode(buf, pos, end):"]
-    for gi, (kind, idx) in enumerate(_groups(fmt)):
-        if kind == "fixed":
-            st = struct.Struct("<" + "".join(fmt.types[i].struct_char for i in idx))
-            ns[f"_U{gi}"] = st.unpack_from
-            targets = "".join(f"{params[i]}, " for i in idx)
-            lines.append(f"    {targets}= _U{gi}(buf, pos)")
-            lines.append(f"    pos += {st.size}")
-            for i in idx:
-                if fmt.types[i].kind == "char":
-                    lines.append(f"    {params[i]} = _CH[{params[i]}]")
-        else:
-            p = params[idx[0]]
-            lines.append("    e = buf.index(0, pos, end)")
-            lines.append(f"    {p} = buf[pos:e].decode('utf-8', 'replace')")
-            lines.append("    pos = e + 1")
-    lines.append("    if pos > end:")
-    lines.append("        raise ValueError('payload runs past the end of its packet')")
-    tup = "(" + "".join(f"{p}, " for p in params) + ")"
-    lines.append(f"    return {tup}, pos")
+    lines = ["def decode(buf, pos, end):", *payload_source(fmt, ns)]
+    lines.append(f"    return ({''.join(f'v{i}, ' for i in range(len(fmt.fields)))}), pos")
     src = "\n".join(lines)
     exec(compile(src, f"<marker format {fmt.text!r}>", "exec"), ns)
     fn: Decoder = ns["decode"]
