@@ -29,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracetui.core import spawn
-from tracetui.core.client import AsyncClient, Client
+from tracetui.core.client import AsyncClient, Client, spawn
 
 
 def rss_kb(pid: int) -> int:

@@ -26,9 +26,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tracetui.core import runtime, spawn
-from tracetui.core.client import Client
-from tracetui.core.live import LiveBatch, LiveWatch
+from tracetui.core.client import Client, rendezvous, spawn
+from tracetui.core.client.live import LiveBatch, LiveWatch
 
 EMITTER = textwrap.dedent(
     """
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="tracetui-bench-live-") as tmp:
         rt = Path(tmp) / "run"
-        env = {**os.environ, runtime.ENV: str(rt), "XDG_DATA_HOME": tmp}
+        env = {**os.environ, rendezvous.ENV: str(rt), "XDG_DATA_HOME": tmp}
         daemon = spawn.spawn_daemon(rt)
         try:
             with Client(str(rt)) as c:

@@ -509,7 +509,7 @@ async def test_footer_shows_every_key_and_closing_a_view_shows_details(daemon) -
 
 
 async def test_a_lost_daemon_is_said_once(daemon) -> None:
-    from tracetui.core import spawn
+    from tracetui.core.client import spawn
 
     daemon.client.mkdir("t")
     daemon.client.write("t/main/allocate", "1")
@@ -663,7 +663,7 @@ async def test_flight_overwrites_are_not_shown_as_losses() -> None:
 
     from textual.widgets import Static
 
-    from tracetui.core.state import ChannelStats
+    from tracetui.core.client.state import ChannelStats
     from tracetui.widgets.fixtures import demo_rates, demo_state, demo_stats
 
     stats = demo_stats()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tracetui.core import runtime
+from tracetui.core.client import rendezvous
 
 if TYPE_CHECKING:
     from conftest import DaemonHandle
@@ -137,7 +137,7 @@ def test_top_level_help_documents_exit_codes() -> None:
 
 
 def test_no_daemon_exits_3_and_says_how_to_start_one(tmp_path: Path) -> None:
-    env = {**os.environ, runtime.ENV: str(tmp_path / "none")}
+    env = {**os.environ, rendezvous.ENV: str(tmp_path / "none")}
     r = tracetui("ls", env=env)
     assert r.returncode == 3
     assert "start one with `tracetui daemon --detach`" in one_sentence(r.stderr)
@@ -149,7 +149,7 @@ def test_daemon_detach_starts_once_and_the_cli_finds_it(tmp_path: Path) -> None:
     directory = tmp_path / "run"
     r = tracetui("daemon", "--detach", "--runtime-dir", str(directory))
     assert r.returncode == 0 and "started" in r.stdout
-    info = runtime.read_port_file(directory)
+    info = rendezvous.read_port_file(directory)
     try:
         r = tracetui("--json", "daemon", "--detach", "--runtime-dir", str(directory))
         assert r.returncode == 0
@@ -163,7 +163,7 @@ def test_daemon_detach_starts_once_and_the_cli_finds_it(tmp_path: Path) -> None:
     finally:
         os.kill(info.pid, 15)
     deadline = time.monotonic() + 10
-    while runtime.pid_alive(info.pid) and time.monotonic() < deadline:
+    while rendezvous.pid_alive(info.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not runtime.pid_alive(info.pid)
-    assert not (directory / runtime.PORT_FILE).exists()
+    assert not rendezvous.pid_alive(info.pid)
+    assert not (directory / rendezvous.PORT_FILE).exists()

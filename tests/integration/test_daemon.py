@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tracetui.core import buffers, runtime, spawn
-from tracetui.core import protocol as P
-from tracetui.core.client import AsyncClient, Change, Client
+from tracetui.core import buffers
+from tracetui.core.client import AsyncClient, Change, Client, rendezvous, spawn
 from tracetui.core.errors import DaemonNotRunning, DaemonUnreachable, TraceError
 from tracetui.core.namespace import parse_stats
+from tracetui.core.wire import protocol as P
 
 if TYPE_CHECKING:
     from conftest import DaemonHandle
@@ -80,7 +80,7 @@ class Raw:
 
 
 def port_of(d: DaemonHandle) -> int:
-    return runtime.read_port_file(d.runtime_dir).port
+    return rendezvous.read_port_file(d.runtime_dir).port
 
 
 def daemon_rss_kb(pid: int) -> int:
@@ -95,7 +95,7 @@ def daemon_rss_kb(pid: int) -> int:
 
 def test_runtime_dir_and_port_file_are_private(daemon: DaemonHandle) -> None:
     assert daemon.runtime_dir.stat().st_mode & 0o777 == 0o700
-    port_file = daemon.runtime_dir / runtime.PORT_FILE
+    port_file = daemon.runtime_dir / rendezvous.PORT_FILE
     assert port_file.stat().st_mode & 0o777 == 0o600
     info = json.loads(port_file.read_text())
     assert info["pid"] == daemon.pid and info["protocol"] == P.PROTOCOL_VERSION
@@ -159,8 +159,8 @@ def test_signals_stop_and_flush_traces_then_clean_up(tmp_path: Path, sig: int) -
     finally:
         buf.close()
     assert not os.path.exists("/dev/shm" + shm)
-    assert not (directory / runtime.PORT_FILE).exists()
-    log = (directory / runtime.LOG_FILE).read_text()
+    assert not (directory / rendezvous.PORT_FILE).exists()
+    log = (directory / rendezvous.LOG_FILE).read_text()
     assert "stopped" in log and "Traceback" not in log
 
 
@@ -234,8 +234,8 @@ def test_another_uid_is_refused_with_eperm(
     # The other user must be able to read a port file: give it a copy in a directory of its own.
     theirs = Path(tempfile.mkdtemp(prefix="tracetui-other-"))
     try:
-        shutil.copy(daemon.runtime_dir / runtime.PORT_FILE, theirs / runtime.PORT_FILE)
-        for p in (theirs, theirs / runtime.PORT_FILE):
+        shutil.copy(daemon.runtime_dir / rendezvous.PORT_FILE, theirs / rendezvous.PORT_FILE)
+        for p in (theirs, theirs / rendezvous.PORT_FILE):
             os.chown(p, uid, gid)
 
         def attempt() -> dict[str, Any]:
@@ -257,7 +257,7 @@ def test_another_uid_is_refused_with_eperm(
 def test_a_squatted_port_is_detected(tmp_path: Path, other_uid: tuple[int, int]) -> None:
     uid, gid = other_uid
     directory = tmp_path / "run"
-    runtime.ensure_runtime_dir(directory)
+    rendezvous.ensure_runtime_dir(directory)
 
     # A squatter of another uid binds a port and answers the hello like a daemon would.
     r, w = os.pipe()
@@ -281,7 +281,7 @@ def test_a_squatted_port_is_detected(tmp_path: Path, other_uid: tuple[int, int])
     with os.fdopen(r) as f:
         port = int(f.readline())
     # A port file of ours (root) that points at the squatter's port.
-    (directory / runtime.PORT_FILE).write_text(
+    (directory / rendezvous.PORT_FILE).write_text(
         json.dumps({"port": port, "pid": pid, "protocol": 1})
     )
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetui.core import runtime, spawn
+from tracetui.core.client import rendezvous, spawn
 from tracetui.core.trace.packets import Event, Loss
 from tracetui.core.trace.reader import TraceDirectory
 
@@ -334,7 +334,7 @@ def test_watch_shows_events_within_250ms(daemon, tmp_path: Path) -> None:
 def test_slow_live_subscriber_loses_batches_counted_and_never_slows_tracing(
     daemon, tmp_path: Path
 ) -> None:
-    from tracetui.core.live import LiveBatch, LiveWatch
+    from tracetui.core.client.live import LiveBatch, LiveWatch
 
     # The buffer holds the whole flood: any loss would be the subscriber's doing.
     setup_trace(
@@ -376,7 +376,7 @@ def test_slow_live_subscriber_loses_batches_counted_and_never_slows_tracing(
 
 
 def test_live_view_of_a_flight_channel(daemon, tmp_path: Path) -> None:
-    from tracetui.core.live import LiveBatch, LiveWatch
+    from tracetui.core.client.live import LiveBatch, LiveWatch
 
     setup_trace(daemon, "fw", tmp_path / "trace", main={"flight": "1", "global": "1"})
     daemon.client.write("fw/start", "1")
@@ -424,7 +424,7 @@ def test_watch_of_missing_channel_is_one_sentence(daemon) -> None:
 
 
 def test_probe_without_daemon_records_nothing_and_carries_on(tmp_path: Path) -> None:
-    env = {**os.environ, runtime.ENV: str(tmp_path / "nobody")}
+    env = {**os.environ, rendezvous.ENV: str(tmp_path / "nobody")}
     code = (
         "from tracetui import probe\n"
         "m = probe.marker('x_y', 'a %d s %s')\n"

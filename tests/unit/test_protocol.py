@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracetui.core import protocol as P
-from tracetui.core.protocol import Attrs, Change, Entry, ProtocolError
+from tracetui.core.wire import protocol as P
+from tracetui.core.wire.protocol import Attrs, Change, Entry, ProtocolError
 
 GOLDEN = {
     # hello request, seq 1: VERSION 1, CLIENT "cli"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tracetui.core import protocol as P
 from tracetui.core import recording_protocol as R
+from tracetui.core.wire import protocol as P
 
 
 def one(data: bytes) -> tuple[P.Header, memoryview]:

@@ -283,9 +283,9 @@ def cmd_write(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from tracetui.core import runtime, spawn
+    from tracetui.core.client import rendezvous, spawn
 
-    directory = runtime.runtime_dir(args.runtime_dir)
+    directory = rendezvous.runtime_dir(args.runtime_dir)
     if not args.detach:
         from tracetui.core.daemon import main as daemon_main
 

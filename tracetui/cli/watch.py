@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 from tracetui.cli.render import event_json, item_line
+from tracetui.core.client.live import LiveBatch, LiveWatch
 from tracetui.core.errors import DaemonNotRunning, TraceError
-from tracetui.core.live import LiveBatch, LiveWatch
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -45,11 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracetui.core import protocol as P
-from tracetui.core import runtime
+from tracetui.core.client import rendezvous as runtime
 from tracetui.core.errors import TraceError
 from tracetui.core.namespace import Namespace, RootFile
-from tracetui.core.protocol import Attrs, Change, Header, ProtocolError
+from tracetui.core.wire import protocol as P
+from tracetui.core.wire.protocol import Attrs, Change, Header, ProtocolError
 
 SO_PASSCRED = getattr(socket, "SO_PASSCRED", 16)
 SCM_CREDENTIALS = getattr(socket, "SCM_CREDENTIALS", 2)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from tracetui.core.client.state import parse_rules, read_trace
 from tracetui.core.model.layout import (
     DEFAULT_HISTORY,
     MAX_HISTORY,
@@ -39,7 +40,6 @@ from tracetui.core.model.layout import (
     dumps,
     loads,
 )
-from tracetui.core.state import parse_rules, read_trace
 
 __all__ = [
     "DEFAULT_HISTORY",

@@ -41,7 +41,7 @@ from tracetui.core import buffers
 from tracetui.core.errors import TraceError
 from tracetui.core.filters import FilterRules, route
 from tracetui.core.markers import MarkerRegistry
-from tracetui.core.protocol import MAX_PATH, Change, Entry
+from tracetui.core.wire.protocol import MAX_PATH, Change, Entry
 
 MAIN = "main"
 DEFAULT_SUBBUF_SIZE = 64 * 1024

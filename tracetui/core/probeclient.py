@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tracetui.core import protocol as P
 from tracetui.core import recording_protocol as R
-from tracetui.core import runtime
 from tracetui.core.buffers import GRACE_S, BufferError, Channel
-from tracetui.core.client import _ANC_SIZE, _Conn
+from tracetui.core.client import rendezvous as runtime
+from tracetui.core.client.connection import _ANC_SIZE, _Conn
 from tracetui.core.errors import TraceError
+from tracetui.core.wire import protocol as P
 
 PING_S = 1.0
 DEAD_S = 3.5  # no message from the daemon for this long: it is gone

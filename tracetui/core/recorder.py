@@ -38,8 +38,8 @@ from tracetui.core import recording_protocol as R
 from tracetui.core.daemon import log
 from tracetui.core.errors import TraceError
 from tracetui.core.model.formats import check_event_name, parse_format
-from tracetui.core.protocol import Change
 from tracetui.core.trace import writer as ctf
+from tracetui.core.wire.protocol import Change
 
 if TYPE_CHECKING:
     from tracetui.core.daemon import Daemon, Request

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from tracetui.core.protocol import (
+from tracetui.core.wire.protocol import (
     NLM_F_REQUEST,
     Attrs,
     message,

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tracetui.core import layout as layouts
+from tracetui.core.client.state import ChannelStats, NamespaceState, read_state, read_stats
 from tracetui.core.errors import TraceError
-from tracetui.core.state import ChannelStats, NamespaceState, read_state, read_stats
 
 if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
@@ -193,7 +193,7 @@ class Controller:
 
     async def feed(self, path: str, view: LiveView) -> None:
         """Hand the daemon's live batches to the view (it drains them on its own timer)."""
-        from tracetui.core.live import watch
+        from tracetui.core.client.live import watch
 
         if self.client is None:
             return

@@ -26,7 +26,7 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static, TabbedConte
 from textual.worker import Worker
 
 from tracetui.core import layout as layouts
-from tracetui.core.state import (
+from tracetui.core.client.state import (
     ChannelStats,
     NamespaceState,
 )

@@ -18,8 +18,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Sparkline, Static, Switch
 
+from tracetui.core.client.state import ChannelState, ChannelStats
 from tracetui.core.model.stats import Stats
-from tracetui.core.state import ChannelState, ChannelStats
 from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import rules_text
 from tracetui.widgets.trace_tree import human_size

@@ -8,15 +8,15 @@ against real marker formats.
 
 from __future__ import annotations
 
-from tracetui.core.model.clock import TraceClock
-from tracetui.core.model.markers import Marker
-from tracetui.core.model.stats import Stats
-from tracetui.core.state import (
+from tracetui.core.client.state import (
     ChannelState,
     ChannelStats,
     NamespaceState,
     TraceState,
 )
+from tracetui.core.model.clock import TraceClock
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.stats import Stats
 from tracetui.core.trace.packets import Event, EventClass, Loss, Stream
 
 # 1 GHz ticks, tick 0 = 2024-01-01 00:00:00 UTC; monotonic 1000 s at tick 0.

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from tracetui.core.state import TraceState
+from tracetui.core.client.state import TraceState
 from tracetui.widgets.requests import PaneRequest
 
 

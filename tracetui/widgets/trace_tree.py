@@ -2,7 +2,7 @@
 
 Each node's data is its namespace path: ``"t"`` for a trace, ``"t/c"`` for a channel, and
 ``"markers"`` for the marker list. :meth:`TraceTree.show_state` updates the tree in place from a
-:class:`~tracetui.core.state.NamespaceState` (labels changed, nodes added or removed), so the
+:class:`~tracetui.core.client.state.NamespaceState` (labels changed, nodes added or removed), so the
 cursor and the expansion survive the once-a-second refreshes.
 
 | Key     | Action                        |
@@ -35,7 +35,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tracetui.core.state import ChannelState, NamespaceState, TraceState
+from tracetui.core.client.state import ChannelState, NamespaceState, TraceState
 
 MARKERS = "markers"
 

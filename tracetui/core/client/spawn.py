@@ -1,6 +1,6 @@
 """Starting and stopping a daemon process, and waiting until it answers.
 
-Apart from core/runtime.py (the rendezvous) because waiting needs a client: the rendezvous is
+Apart from core/rendezvous.py (the rendezvous) because waiting needs a client: the rendezvous is
 what the client is built on, and spawning is built on both, so no import goes in a circle.
 """
 
@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from tracetui.core import runtime
-from tracetui.core.client import Client
+from tracetui.core.client import Client, rendezvous
+from tracetui.core.client.rendezvous import LOG_FILE, ensure_runtime_dir, read_port_file
 from tracetui.core.errors import TraceError
-from tracetui.core.runtime import LOG_FILE, ensure_runtime_dir, read_port_file
 
 __all__ = ["daemon_command", "last_log_line", "spawn_daemon", "stop_daemon", "wait_until_answers"]
 
@@ -40,7 +39,7 @@ def spawn_daemon(
     the caller's terminal. ENV replaces the environment it inherits. Raises TraceError (with
     the daemon's last words) if it exits instead.
     """
-    directory = ensure_runtime_dir(runtime.runtime_dir(runtime_dir))
+    directory = ensure_runtime_dir(rendezvous.runtime_dir(runtime_dir))
     log_path = directory / LOG_FILE
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:

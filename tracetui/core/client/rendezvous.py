@@ -8,7 +8,7 @@ tests and several daemons never collide. The directory holds:
 - ``daemon.port`` (mode 0600): JSON ``{"port": P, "pid": N, "uid": U, "protocol": V}``; the
   netlink port clients connect to, written atomically once the daemon answers;
 - ``daemon.lock``: held (flock) for the daemon's life, so a second daemon refuses to start;
-- ``daemon.log``: what a daemon started by ``core.spawn.spawn_daemon`` printed.
+- ``daemon.log``: what a daemon started by ``spawn.spawn_daemon`` (this room) printed.
 """
 
 from __future__ import annotations

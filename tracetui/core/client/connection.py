@@ -6,8 +6,9 @@ runtime directory), the version handshake, checking that every reply comes from 
 into :class:`TraceError`. Both classes offer the same five verbs; the CLI and tests use
 :class:`Client`, the Textual console :class:`AsyncClient` (which also streams namespace changes).
 
-Both speak to a raw netlink socket with the struct codec of tracetui.core.protocol: pyroute2 hides
-the sender's credentials, which the uid check needs, and its codec costs more than the round trip.
+Both speak to a raw netlink socket with the struct codec of tracetui.core.wire.protocol: pyroute2
+hides the sender's credentials, which the uid check needs, and its codec costs more than the round
+trip.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracetui.core import protocol as P
-from tracetui.core import runtime
+from tracetui.core.client import rendezvous
 from tracetui.core.errors import DaemonNotRunning, DaemonUnreachable, TraceError
-from tracetui.core.protocol import Attrs, Change, Entry
+from tracetui.core.wire import protocol as P
+from tracetui.core.wire.protocol import Attrs, Change, Entry
 
 if TYPE_CHECKING:
     import asyncio
@@ -66,9 +67,9 @@ class _Conn:
     """What both clients share: where the daemon is, who it must be, how replies are read."""
 
     def __init__(self, runtime_dir: str | os.PathLike[str] | None, timeout: float) -> None:
-        self.runtime_dir: Path = runtime.runtime_dir(runtime_dir)
+        self.runtime_dir: Path = rendezvous.runtime_dir(runtime_dir)
         self.timeout = timeout
-        self.info = runtime.read_port_file(self.runtime_dir)
+        self.info = rendezvous.read_port_file(self.runtime_dir)
         self.daemon_pid = self.info.pid
         self.daemon_uid = self.info.uid
         try:
@@ -102,7 +103,7 @@ class _Conn:
         return DaemonNotRunning(str(self.runtime_dir))
 
     def timed_out(self) -> TraceError:
-        if not runtime.pid_alive(self.info.pid):
+        if not rendezvous.pid_alive(self.info.pid):
             return self.no_daemon()
         return DaemonUnreachable(
             errno.ETIMEDOUT,
