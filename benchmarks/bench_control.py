@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracetui.core.client import AsyncClient, Client, spawn
+from tracetui.core.client import AsyncClient, Client, rendezvous, spawn
 
 
 def rss_kb(pid: int) -> int:
@@ -139,8 +139,8 @@ def main() -> int:
             for _ in range(10):
                 t0 = time.perf_counter()
                 subprocess.run(
-                    [sys.executable, "-m", "tracetui", "--runtime-dir", str(directory), "read",
-                     "bench/main/flight"],
+                    rendezvous.python_command("-m", "tracetui", "--runtime-dir", str(directory),
+                                           "read", "bench/main/flight"),
                     check=True,
                     capture_output=True,
                 )  # fmt: skip

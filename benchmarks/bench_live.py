@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 lw = LiveWatch("live/main", on_batch, str(rt)).start()
                 emitter = subprocess.Popen(
-                    [sys.executable, "-c", EMITTER, str(args.rate), str(args.seconds)],
+                    rendezvous.python_command("-c", EMITTER, str(args.rate), str(args.seconds)),
                     stdout=subprocess.PIPE,
                     text=True,
                     env=env,

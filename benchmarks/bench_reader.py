@@ -32,6 +32,7 @@ import time
 import uuid
 
 from tracetui.core import buffers
+from tracetui.core.client import rendezvous
 from tracetui.core.model.markers import Marker
 from tracetui.core.trace.packets import Event
 from tracetui.core.trace.reader import TraceDirectory
@@ -123,7 +124,7 @@ def main() -> int:
         res["read_dict_eps"] = n / statistics.median(
             read_once(path, True)[1] for _ in range(args.repeat)
         )
-        dump = [sys.executable, "-m", "tracetui", "dump", path]
+        dump = rendezvous.python_command("-m", "tracetui", "dump", path)
         res["dump_eps"] = n / statistics.median(run_cmd(dump) for _ in range(args.repeat))
         bt2 = shutil.which("babeltrace2")
         if bt2:

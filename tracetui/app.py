@@ -198,7 +198,7 @@ def main(args: Sequence[str] | None = None) -> int:
         if opts.demo:
             env = dict(os.environ, TRACETUI_RUNTIME_DIR=str(rd))
             workload = subprocess.Popen(
-                [sys.executable, "-m", "tracetui.demo"],
+                rendezvous.python_command("-m", "tracetui.demo"),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +164,13 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def python_command(*args: str) -> list[str]:
+    """Run this interpreter on ARGS with the installed tracetui, whatever the working directory.
+
+    ``-P`` (Python 3.11+) keeps the working directory (or a script's folder) off ``sys.path``:
+    started from a clone's root, ``python -m tracetui`` would otherwise import the source tree,
+    which has no compiled native module after a plain ``pip install .``.
+    """
+    return [sys.executable, "-P", *args]

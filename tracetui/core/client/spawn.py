@@ -10,7 +10,6 @@ import errno
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ __all__ = ["daemon_command", "last_log_line", "spawn_daemon", "stop_daemon", "wa
 
 
 def daemon_command(directory: Path) -> list[str]:
-    return [sys.executable, "-m", "tracetui", "daemon", "--runtime-dir", str(directory)]
+    return rendezvous.python_command("-m", "tracetui", "daemon", "--runtime-dir", str(directory))
 
 
 def spawn_daemon(
