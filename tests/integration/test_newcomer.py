@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetui.core.client import rendezvous
+from tracetui.core.client import rendezvous, spawn
 
 pyte = pytest.importorskip("pyte")
 
@@ -61,7 +61,7 @@ def test_children_import_the_installed_tracetui_not_the_working_directory(tmp_pa
     )
     assert out.returncode == 0, out.stderr
     assert not out.stdout.startswith(str(tmp_path))
-    assert rendezvous.daemon_command(tmp_path)[:2] == rendezvous.python_command()[:2]
+    assert spawn.daemon_command(tmp_path)[:2] == rendezvous.python_command()[:2]
 
 
 def test_readme_starts_with_a_run_and_a_test_command() -> None:
