@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,3 +19,14 @@ def test_import_contracts_are_kept() -> None:
         pytest.fail("lint-imports is missing: install the test extras (pip install -e '.[test]')")
     r = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+def test_only_the_ring_facade_imports_the_compiled_module() -> None:
+    # import-linter cannot see an extension module, so this one arrow is checked by reading.
+    allowed = {ROOT / "tracetui" / "core" / "buffers.py"}
+    importers = {
+        path
+        for path in (ROOT / "tracetui").rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+tracetui\.core\._ttrb\b", path.read_text(), re.M)
+    }
+    assert importers == allowed
