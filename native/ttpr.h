@@ -30,6 +30,8 @@ struct ttpr_marker {
     uint8_t nfields;
     uint8_t types[32];
     uint32_t fixed_len;        /* payload bytes when no field is a string, else 0 */
+    uint32_t count_early;      /* count emits while there is no target list */
+    uint64_t early_;           /* atomic: emits counted while count_early */
 };
 
 /* A target list of @n channels (set with ttpr_targets_set).  NULL on ENOMEM. */
@@ -46,6 +48,36 @@ int ttpr_marker_init(struct ttpr_marker *m, uint16_t id, const uint8_t *types, u
  * the caller frees only after a grace period (writers may still read it). */
 struct ttpr_targets *ttpr_marker_swap(struct ttpr_marker *m, struct ttpr_targets *t);
 void ttpr_marker_set_id(struct ttpr_marker *m, uint16_t id);
+
+/*
+ * Early events: while count_early is set, an emit that finds no target list
+ * is counted (its marker's targets are not known yet: registration timed
+ * out).  ttpr_marker_take_early returns the count and zeroes it.
+ */
+void ttpr_marker_count_early(struct ttpr_marker *m, int on);
+uint64_t ttpr_marker_take_early(struct ttpr_marker *m);
+
+/*
+ * ttpr_synchronize - wait until every emit (in any thread of this process)
+ * that was in progress when it was called has finished: after a
+ * ttpr_marker_swap(), no writer still uses the list it returned, and every
+ * record reserved under the old list is committed.
+ * Emitters pay a thread-local nesting counter and compiler barriers; this
+ * side pays membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) (a seq_cst fence on
+ * the emit side instead, if the kernel lacks it) and polls the threads.
+ * Return: 0; -ETIMEDOUT when an emit in progress did not finish within
+ * @timeout_ns (a stopped or descheduled thread); the caller may call again.
+ */
+int ttpr_synchronize(uint64_t timeout_ns);
+
+/*
+ * Test hook (tests only): while @hold is non-zero, every emit of this process
+ * stops between reserving and committing its record, as a writer stopped
+ * mid-record would, until the hook is cleared.  ttpr_test_held() says how
+ * many emits are held right now.  Return: 0.
+ */
+int ttpr_test_hold(int hold);
+int ttpr_test_held(void);
 
 /*
  * Emitters.  Return: the number of targets that lost the event (buffer

@@ -79,7 +79,7 @@
 #define BYTES_MASK ((1ULL << BYTES_BITS) - 1)
 #define RECS_MASK ((1ULL << (64 - BYTES_BITS)) - 1)
 #define ONE_REC (1ULL << BYTES_BITS)
-#define SHM_VERSION 1
+#define SHM_VERSION 2
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -97,6 +97,9 @@ struct chan_shm {
     uint64_t data_off;
     uint8_t uuid[16];
     _Atomic uint32_t flight;
+    /* Pids of the processes that map the channel (0: free slot); the daemon
+     * tells a dead writer from a stopped one with it (ttrb_chan_mappers). */
+    _Atomic int32_t mappers[TTRB_MAX_MAPPERS];
 };
 
 struct buf_ctl {
@@ -120,6 +123,7 @@ struct buf_ctl {
     uint64_t stuck_seen_commit;
     uint64_t stuck_seen_slot;
     uint64_t stuck_seen_ns;
+    uint64_t handed_lost;      /* highest events_discarded handed out so far */
 } __attribute__((aligned(CACHELINE)));
 
 struct slot_meta {
@@ -208,6 +212,52 @@ static uint64_t page_round(uint64_t v)
 {
     uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
     return (v + pg - 1) & ~(pg - 1);
+}
+
+/* ---- mappers ---------------------------------------------------------- */
+
+static void mapper_add(struct ttrb_chan *c)
+{
+    int32_t pid = (int32_t)getpid();
+    for (uint32_t i = 0; i < TTRB_MAX_MAPPERS; i++) {
+        int32_t free_ = 0;
+        if (atomic_compare_exchange_strong(&c->shm->mappers[i], &free_, pid))
+            return;
+    }
+    /* Full (the daemon forgets dead mappers, so only with more than
+     * TTRB_MAX_MAPPERS live ones): this mapping goes unlisted, and a
+     * reservation it leaves behind if it dies is never reclaimed. */
+}
+
+static void mapper_remove(struct ttrb_chan *c)
+{
+    int32_t pid = (int32_t)getpid();
+    for (uint32_t i = 0; i < TTRB_MAX_MAPPERS; i++) {
+        int32_t cur = pid;
+        if (atomic_compare_exchange_strong(&c->shm->mappers[i], &cur, 0))
+            return;
+    }
+}
+
+uint32_t ttrb_chan_mappers(const struct ttrb_chan *c, int32_t *out, uint32_t n)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < TTRB_MAX_MAPPERS; i++) {
+        int32_t pid = atomic_load(&c->shm->mappers[i]);
+        if (pid && k < n)
+            out[k++] = pid;
+    }
+    return k;
+}
+
+int ttrb_chan_forget_mapper(struct ttrb_chan *c, int32_t pid)
+{
+    for (uint32_t i = 0; i < TTRB_MAX_MAPPERS; i++) {
+        int32_t cur = pid;
+        if (pid && atomic_compare_exchange_strong(&c->shm->mappers[i], &cur, 0))
+            return 0;
+    }
+    return -ENOENT;
 }
 
 /* ---- channel lifetime ------------------------------------------------- */
@@ -308,6 +358,7 @@ int ttrb_chan_create(const char *name, uint32_t subbuf_size, uint32_t n_subbuf,
         memcpy(h->uuid, uuid, 16);
     atomic_store(&h->flight, (flags & TTRB_FLAG_FLIGHT) ? 1 : 0);
     chan_derive(c);
+    mapper_add(c);
     /* Publish last: a process that opens the name sees magic only once the
      * header is complete. */
     atomic_store_explicit((_Atomic uint64_t *)&h->magic, TTRB_MAGIC, memory_order_release);
@@ -351,6 +402,7 @@ int ttrb_chan_open(const char *name, struct ttrb_chan **out)
         goto out;
     }
     chan_derive(c);
+    mapper_add(c);
     *out = c;
 out:
     close(fd);
@@ -361,6 +413,8 @@ void ttrb_chan_close(struct ttrb_chan *c)
 {
     if (!c)
         return;
+    if (c->ctl_base)
+        mapper_remove(c);
     munmap(c->base, c->map_size);
     free(c);
 }
@@ -673,7 +727,18 @@ int ttrb_get_subbuf(struct ttrb_chan *c, uint32_t b, const char **data, uint32_t
             continue; /* a flight writer pushed past it */
         bc->consumed_recs += m->nrec;
         bc->consumed_packets++;
-        *data = slot_data(c, b, cns);
+        /* Packets are published in any order (a slow committer of packet k
+         * lets k+1 publish first, with an older loss count): hand them out
+         * with a count that never decreases, as CTF's free-running
+         * events_discarded must be, or readers miscount. */
+        char *p = slot_data(c, b, cns);
+        uint64_t lost;
+        memcpy(&lost, p + 64, 8);
+        if (lost < bc->handed_lost)
+            put_u64(p + 64, bc->handed_lost);
+        else
+            bc->handed_lost = lost;
+        *data = p;
         *size = c->subbuf_size;
         return 0;
     }
@@ -699,11 +764,11 @@ int ttrb_put_subbuf(struct ttrb_chan *c, uint32_t b)
  * packet mentions).  Only into a free slot: never overwrites anything.
  */
 static int flush_losses(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t o,
-                        uint64_t ts)
+                        uint64_t ts, int force)
 {
     uint64_t lost = atomic_load_explicit(&bc->discarded, memory_order_relaxed) +
                     atomic_load_explicit(&bc->too_big, memory_order_relaxed);
-    if (lost == atomic_load_explicit(&bc->reported_lost, memory_order_relaxed))
+    if (!force && lost == atomic_load_explicit(&bc->reported_lost, memory_order_relaxed))
         return 0;
     uint64_t k = o >> c->sb_shift;
     uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
@@ -731,7 +796,7 @@ int ttrb_flush(struct ttrb_chan *c, uint32_t b)
         uint64_t ts = rdtsc_ordered();
         uint64_t pos = o & (sb - 1);
         if (pos == 0)
-            return flush_losses(c, b, bc, o, ts);
+            return flush_losses(c, b, bc, o, ts, 0);
         if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o - pos + sb,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed)) {
@@ -782,6 +847,7 @@ int64_t ttrb_snapshot_from(struct ttrb_chan *c, uint32_t b, uint64_t first_seq, 
         first = first_seq;
     uint64_t last = kw + 1; /* kw itself counts if it is published */
     int64_t out = 0;
+    uint64_t run_lost = 0;
     for (uint64_t k = first; k < last; k++) {
         struct slot_meta *m = meta_of(c, bc, k);
         if (atomic_load_explicit(&m->done, memory_order_acquire) != (k >> c->n_shift) + 1 ||
@@ -794,12 +860,19 @@ int64_t ttrb_snapshot_from(struct ttrb_chan *c, uint32_t b, uint64_t first_seq, 
         if (now > k ||
             atomic_load_explicit(&m->done, memory_order_relaxed) != (k >> c->n_shift) + 1)
             continue; /* overwritten while we copied */
+        /* A non-decreasing events_discarded, as get_subbuf hands out. */
+        uint64_t lost;
+        memcpy(&lost, dst + out + 64, 8);
+        if (lost < run_lost)
+            put_u64(dst + out + 64, run_lost);
+        else
+            run_lost = lost;
         out += c->subbuf_size;
     }
     return out;
 }
 
-int ttrb_check_stuck(struct ttrb_chan *c, uint32_t b, uint64_t now_ns, uint64_t timeout_ns)
+int ttrb_stuck(struct ttrb_chan *c, uint32_t b, uint64_t *k_out, uint64_t *commit_out)
 {
     if (b >= c->nbuf)
         return -EINVAL;
@@ -808,12 +881,54 @@ int ttrb_check_stuck(struct ttrb_chan *c, uint32_t b, uint64_t now_ns, uint64_t 
     uint64_t k = cns & ~HELD;
     struct slot_meta *m = meta_of(c, bc, k);
     uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
-    uint64_t cycle_end = ((k >> c->n_shift) + 1) << c->sb_shift;
-    uint64_t commit = atomic_load_explicit(&m->commit, memory_order_acquire);
     int closed = (w >> c->sb_shift) > k;
     int published = atomic_load_explicit(&m->done, memory_order_acquire) ==
                     (k >> c->n_shift) + 1;
-    if (!closed || published || (cns & HELD)) {
+    if (!closed || published || (cns & HELD))
+        return 0;
+    *k_out = k;
+    *commit_out = atomic_load_explicit(&m->commit, memory_order_acquire);
+    return 1;
+}
+
+int ttrb_reclaim(struct ttrb_chan *c, uint32_t b, uint64_t k)
+{
+    uint64_t k_now, commit;
+    if (b >= c->nbuf)
+        return -EINVAL;
+    if (ttrb_stuck(c, b, &k_now, &commit) != 1 || k_now != k)
+        return 0;
+    struct buf_ctl *bc = ctl_of(c, b);
+    struct slot_meta *m = meta_of(c, bc, k);
+    uint64_t cycle_end = ((k >> c->n_shift) + 1) << c->sb_shift;
+    /* Dead writer: complete the cycle ourselves, then drop the packet (its
+     * bytes may be torn, and which record is cannot be known). */
+    uint64_t missing = (cycle_end - commit) & BYTES_MASK;
+    __atomic_store_n(&m->dropped, 1, __ATOMIC_RELAXED);
+    /* The dropped packet is never read: the loss count it would carry must
+     * still reach a later packet (flush_losses looks at reported_lost). */
+    uint64_t reported = atomic_load_explicit(&bc->reported_lost, memory_order_relaxed);
+    uint64_t old = atomic_fetch_add_explicit(&m->commit, missing, memory_order_acq_rel);
+    if (((old + missing) & BYTES_MASK) == (cycle_end & BYTES_MASK)) {
+        /* The closer may have died before recording where content ends. */
+        if (m->content_end < TTRB_PACKET_HEADER_SIZE || m->content_end > c->subbuf_size)
+            m->content_end = TTRB_PACKET_HEADER_SIZE;
+        publish(c, b, bc, k, old + missing);
+        atomic_store_explicit(&bc->reported_lost, reported, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&bc->discarded, m->nrec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bc->lost_dead, m->nrec, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bc->stuck_packets, 1, memory_order_relaxed);
+    return 1;
+}
+
+int ttrb_check_stuck(struct ttrb_chan *c, uint32_t b, uint64_t now_ns, uint64_t timeout_ns)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t k, commit;
+    if (ttrb_stuck(c, b, &k, &commit) != 1) {
         bc->stuck_seen_ns = 0;
         return 0;
     }
@@ -825,21 +940,50 @@ int ttrb_check_stuck(struct ttrb_chan *c, uint32_t b, uint64_t now_ns, uint64_t 
     }
     if (now_ns - bc->stuck_seen_ns < timeout_ns)
         return 0;
-    /* Dead writer: complete the cycle ourselves, then drop the packet. */
-    uint64_t missing = (cycle_end - commit) & BYTES_MASK;
-    __atomic_store_n(&m->dropped, 1, __ATOMIC_RELAXED);
-    uint64_t old = atomic_fetch_add_explicit(&m->commit, missing, memory_order_acq_rel);
-    if (((old + missing) & BYTES_MASK) == (cycle_end & BYTES_MASK)) {
-        /* The closer may have died before recording where content ends. */
-        if (m->content_end < TTRB_PACKET_HEADER_SIZE || m->content_end > c->subbuf_size)
-            m->content_end = TTRB_PACKET_HEADER_SIZE;
-        publish(c, b, bc, k, old + missing);
-    }
-    atomic_fetch_add_explicit(&bc->discarded, m->nrec, memory_order_relaxed);
-    atomic_fetch_add_explicit(&bc->lost_dead, m->nrec, memory_order_relaxed);
-    atomic_fetch_add_explicit(&bc->stuck_packets, 1, memory_order_relaxed);
     bc->stuck_seen_ns = 0;
-    return 1;
+    return ttrb_reclaim(c, b, k);
+}
+
+uint64_t ttrb_pending(const struct ttrb_chan *c, uint32_t b)
+{
+    if (b >= c->nbuf)
+        return 0;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    uint64_t end = (w + c->subbuf_size - 1) >> c->sb_shift;
+    return end > cnum ? end - cnum : 0;
+}
+
+uint64_t ttrb_incomplete(const struct ttrb_chan *c, uint32_t b)
+{
+    if (b >= c->nbuf)
+        return 0;
+    struct buf_ctl *bc = ctl_of(c, b);
+    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    uint64_t n = 0;
+    for (uint64_t k = cnum; k < (w >> c->sb_shift); k++) {
+        struct slot_meta *m = meta_of(c, bc, k);
+        if (atomic_load_explicit(&m->done, memory_order_acquire) != (k >> c->n_shift) + 1)
+            n++;
+    }
+    return n;
+}
+
+int ttrb_charge_lost(struct ttrb_chan *c, uint32_t b, uint64_t n)
+{
+    if (b >= c->nbuf)
+        return -EINVAL;
+    struct buf_ctl *bc = ctl_of(c, b);
+    /* Readers see a loss as an increase from one packet to the next (babeltrace2 does not
+     * count one in a stream's first packet): make sure a packet precedes the charge. */
+    ttrb_flush(c, b);
+    uint64_t o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    if (o == 0)
+        flush_losses(c, b, bc, o, rdtsc_ordered(), 1);
+    atomic_fetch_add_explicit(&bc->discarded, n, memory_order_relaxed);
+    return 0;
 }
 
 int ttrb_stats(const struct ttrb_chan *c, uint32_t b, struct ttrb_stats *out)

@@ -48,6 +48,7 @@
 #define TTRB_MAX_N_SUBBUF 4096
 #define TTRB_MAX_BUFFERS 1024
 #define TTRB_NAME_MAX 200
+#define TTRB_MAX_MAPPERS 256
 
 #define TTRB_FLAG_GLOBAL 1
 #define TTRB_FLAG_FLIGHT 2
@@ -111,6 +112,18 @@ uint32_t ttrb_chan_subbuf_size(const struct ttrb_chan *chan);
 uint32_t ttrb_chan_n_subbuf(const struct ttrb_chan *chan);
 uint32_t ttrb_chan_flags(const struct ttrb_chan *chan);
 uint64_t ttrb_chan_map_size(const struct ttrb_chan *chan);
+
+/*
+ * Mappers.  ttrb_chan_create and ttrb_chan_open list the calling process's
+ * pid in the channel's shared header (up to TTRB_MAX_MAPPERS at once);
+ * ttrb_chan_close removes it.  A process that dies keeps its entry until the
+ * consumer forgets it, so the consumer knows whose death may have left a
+ * reservation uncommitted (see ttrb_stuck).
+ * ttrb_chan_mappers - copy up to @n listed pids into @out.  Return: how many.
+ * ttrb_chan_forget_mapper - remove one entry of @pid.  Return: 0; -ENOENT.
+ */
+uint32_t ttrb_chan_mappers(const struct ttrb_chan *chan, int32_t *out, uint32_t n);
+int ttrb_chan_forget_mapper(struct ttrb_chan *chan, int32_t pid);
 
 /* Switch flight (overwrite) mode; takes effect for the next sub-buffer
  * switch of every writer.  Return: 0. */
@@ -178,15 +191,50 @@ int64_t ttrb_snapshot_from(struct ttrb_chan *chan, uint32_t buffer, uint64_t fir
                            char *dst, uint64_t dst_len);
 
 /*
+ * ttrb_stuck - is the oldest unconsumed sub-buffer of @buffer closed but
+ * incomplete (a reservation in it not committed), and not held?
+ * Return: 1, with its number in *k and its commit word in *commit (which
+ * moves while its writers make progress); 0 if not; -EINVAL.
+ */
+int ttrb_stuck(struct ttrb_chan *chan, uint32_t buffer, uint64_t *k, uint64_t *commit);
+
+/*
+ * ttrb_reclaim - force stuck sub-buffer @k (from ttrb_stuck) complete and
+ * drop it, counting its committed records in discarded and lost_dead.  Only
+ * for a reservation whose writer is dead: a living writer that commits later
+ * would corrupt the next cycle of the sub-buffer.
+ * Return: 1 if reclaimed; 0 if @k is not stuck any more; -EINVAL.
+ */
+int ttrb_reclaim(struct ttrb_chan *chan, uint32_t buffer, uint64_t k);
+
+/* Sub-buffers of @buffer written (the open one included) and not consumed
+ * yet; 0 once the consumer has everything. */
+uint64_t ttrb_pending(const struct ttrb_chan *chan, uint32_t buffer);
+
+/* Closed, unconsumed sub-buffers of @buffer that are not complete (hold a
+ * reservation not committed yet).  After ttrb_flush, 0 means no writer that
+ * reserved before the flush still owes a commit. */
+uint64_t ttrb_incomplete(const struct ttrb_chan *chan, uint32_t buffer);
+
+/*
  * ttrb_check_stuck - detect a sub-buffer a dead writer left incomplete.
  * Call periodically with the current CLOCK_MONOTONIC time.  When the oldest
  * unconsumed sub-buffer is closed, incomplete, and its commit count has not
  * moved for @timeout_ns, it is forced complete and dropped; its committed
- * records are counted in discarded and lost_dead.
+ * records are counted in discarded and lost_dead.  By time alone: it cannot
+ * tell a stopped writer from a dead one (the daemon decides with
+ * ttrb_stuck, the mapper list and process states instead).
  * Return: 1 if a sub-buffer was forced, 0 otherwise.
  */
 int ttrb_check_stuck(struct ttrb_chan *chan, uint32_t buffer, uint64_t now_ns,
                      uint64_t timeout_ns);
+
+/* Count @n records lost before they reached @buffer (a probe's early events,
+ * TT_LOST) as discarded: the next packet carries them.  The open packet is
+ * closed first, and an empty one written if the buffer has none yet, so the
+ * loss is an increase between two packets, which every reader counts.
+ * Consumer side (the daemon).  Return: 0; -EINVAL. */
+int ttrb_charge_lost(struct ttrb_chan *chan, uint32_t buffer, uint64_t n);
 
 int ttrb_stats(const struct ttrb_chan *chan, uint32_t buffer,
                struct ttrb_stats *out);

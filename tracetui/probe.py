@@ -14,13 +14,22 @@ the programmer's bugs.  Nothing else is: with no daemon, a daemon that dies,
 or full buffers, an event is simply not recorded (losses are counted in the
 buffers), and the program carries on.
 
+Defining a marker while a daemon answers waits until the daemon has told this process where
+the marker's events go (about a millisecond; at most TRACETUI_REGISTER_TIMEOUT seconds, 3 by
+default), so every event emitted after ``marker()`` returns is recorded or counted as lost.
+With no daemon it does not wait at all.  If the wait times out, the marker reads as enabled
+until its targets come, and what it emits meanwhile is counted and reported as lost.
+
 How events travel: markers register with the daemon (tracetui.core.probeclient,
 a background thread), which assigns each a 16-bit id and tells the process,
 whenever traces start or stop, filters change or channels are added, which
 channels (shared-memory ring buffers) each marker's events go to.  Emitting
-is a call into C that encodes the fields straight into each target buffer.
-Markers of 1 to 3 integer fields are functools.partial objects over a typed C
-function, so emitting them runs no Python code at all.
+is a call into C that encodes the fields straight into each target buffer:
+markers are C objects (tracetui.core.cmarker, native/ttpy.c) called through
+vectorcall, which convert the arguments and emit through ttpr without running
+any Python code.  Without that extension, markers of 1 to 3 integer fields are
+functools.partial objects over a typed cffi function and others have a
+generated __call__.
 """
 
 from __future__ import annotations
@@ -31,9 +40,10 @@ import threading
 from typing import Any
 
 from tracetui.core.buffers import NativeMarker
+from tracetui.core.cmarker import c_marker
 from tracetui.core.model.formats import MarkerFormat, check_event_name, parse_format
 
-__all__ = ["Marker", "marker", "markers"]
+__all__ = ["Marker", "logging_handler", "marker", "markers"]
 
 
 class _MarkerMixin:
@@ -89,21 +99,42 @@ def marker(name: str, fmt: str = "") -> Any:
                 )
             return old
         native = NativeMarker(0xFFFF, [t.code for t in parsed.types])
-        m: Any = native.fast_emitter(_FastMarker)
+        m: Any = c_marker(name, parsed, native)
         if m is None:
-            # A class per marker: its __call__ is specialised to the fields and bound to
-            # this marker's C side (see NativeMarker.specialised_call).
-            params = [n if n != "self" else "self_" for n in parsed.names]
-            call = native.specialised_call(params, parsed.encode)
-            m = type("Marker", (_PyMarker,), {"__slots__": (), "__call__": call})()
-        m.name = name
-        m.format = parsed
-        m.native = native
-        m._id = None
-        m.enabled = False
+            m = _python_marker(name, parsed, native)
         _markers[name] = m
-    _runtime().register(m)
+    rt = _runtime()
+    rt.register(m)
+    # Exact from the first event: when a daemon answers, return once the marker's targets
+    # are applied (bounded; on timeout its early events are counted as lost instead).
+    if rt.daemon_answers():
+        rt.wait_registered(m, rt.register_timeout())
     return m
+
+
+def _python_marker(name: str, parsed: MarkerFormat, native: NativeMarker) -> Any:
+    """A marker in Python (the fallback without tracetui.core._ttpy)."""
+    m: Any = native.fast_emitter(_FastMarker)
+    if m is None:
+        # A class per marker: its __call__ is specialised to the fields and bound to
+        # this marker's C side (see NativeMarker.specialised_call).
+        params = [n if n != "self" else "self_" for n in parsed.names]
+        call = native.specialised_call(params, parsed.encode)
+        m = type("Marker", (_PyMarker,), {"__slots__": (), "__call__": call})()
+    m.name = name
+    m.format = parsed
+    m.native = native
+    m._id = None
+    m.enabled = False
+    return m
+
+
+def logging_handler(level: int | str = 0) -> Any:
+    """A ``logging.Handler`` recording each record at or above LEVEL as a ``py_log`` event
+    (tracetui.core.logbridge): ``logging.getLogger().addHandler(probe.logging_handler())``."""
+    from tracetui.core.logbridge import TraceHandler, level_of
+
+    return TraceHandler(level_of(level))
 
 
 def markers() -> list[Any]:

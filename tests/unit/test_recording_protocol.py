@@ -42,10 +42,11 @@ def test_marker_reply_golden_bytes() -> None:
 
 
 def test_targets_golden_bytes_and_round_trip() -> None:
-    data = R.encode_targets({5: ["/tt-a"]}, port=77)
+    data = R.encode_targets({5: ["/tt-a"]}, port=77, gen=3)
     assert data.hex() == (
-        "2c000000" "2200" "0000" "00000000" "4d000000"
+        "34000000" "2200" "0000" "00000000" "4d000000"
         "01000000"
+        "0800" "1f00" "03000000"  # GEN 3
         "1800" "1700"  # TARGET, nested
         "0800" "0100" "05000000"  # ID 5
         "0a00" "0200" "2f74742d6100" "0000"  # SHM "/tt-a"
@@ -53,6 +54,23 @@ def test_targets_golden_bytes_and_round_trip() -> None:
     table = {1: ["/a", "/b"], 7: [], 9: ["/c"]}
     _, payload = one(R.encode_targets(table))
     assert R.decode_targets(P.Attrs.parse(payload)) == table
+
+
+def test_targets_ack_and_lost_golden_bytes() -> None:
+    assert R.encode_targets_ack(9, 3).hex() == (
+        "1c000000" "2700" "0100" "09000000" "00000000"
+        "01000000"
+        "0800" "1f00" "03000000"  # GEN 3
+    )  # fmt: skip
+    data = R.encode_lost(4, 5, 1000)
+    assert data.hex() == (
+        "28000000" "2800" "0100" "04000000" "00000000"
+        "01000000"
+        "0800" "1600" "05000000"  # ID 5
+        "0c00" "2000" "e803000000000000"  # COUNT 1000
+    )  # fmt: skip
+    attrs = P.Attrs.parse(one(data)[1])
+    assert (attrs.u32(R.TT_A_ID), R.attr_u64(attrs, R.TT_A_COUNT)) == (5, 1000)
 
 
 def test_live_packet_is_cut_into_parts_and_joins_back() -> None:

@@ -28,6 +28,7 @@ from tracetui.cli.render import event_json, loss_text
 from tracetui.core.model.clock import NS, time_of_day
 from tracetui.core.model.formats import FieldType, MarkerFormat, payload_source
 from tracetui.core.model.packet import EVENT_HEADER
+from tracetui.core.pyfuncs import annotate_dump, has_function_events
 from tracetui.core.trace.metadata import TraceFormatError
 from tracetui.core.trace.packets import CorruptRecord, Event, EventClass, Stream
 from tracetui.core.trace.reader import TraceDirectory
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     out = sys.stdout.buffer
     lines = json_lines(trace) if args.json else text_lines(trace)
+    if has_function_events(m.name for m in trace.markers.values()):
+        lines = annotate_dump(lines, args.json)  # function ids -> qualified names
     # Millions of short-lived tuples and no reference cycles: the cyclic
     # collector's periodic scans would be pure overhead here.
     gc_was_enabled = gc.isenabled()

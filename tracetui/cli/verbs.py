@@ -277,7 +277,9 @@ def _structured(path: str, value: str) -> dict[str, object]:
 def cmd_write(args: argparse.Namespace) -> int:
     value = " ".join(args.value)
     with _client(args) as c:
-        c.write(args.path, value)
+        warning = c.write(args.path, value)
+    if warning:
+        print(f"tracetui write: warning: {warning}", file=sys.stderr)
     _out(args, {"ok": True, "path": args.path, "value": value}, None)
     return EXIT_OK
 
@@ -368,6 +370,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("daemon", "run the daemon (in the foreground unless --detach)", cmd_daemon, _args_daemon),
     Verb("dump", module="tracetui.cli.dump"),
     Verb("watch", module="tracetui.cli.watch"),
+    Verb("run", module="tracetui.run"),
 )
 
 

@@ -367,6 +367,45 @@ class Channel:
         t = int(timeout_s * 1e9)
         return sum(lib.ttrb_check_stuck(ptr, b, now, t) for b in range(self.nbuf))
 
+    def mappers(self) -> list[int]:
+        """Pids listed as mapping this channel (dead ones until forgotten)."""
+        out = ffi.new("int32_t[]", lib.TTRB_MAX_MAPPERS)
+        n = lib.ttrb_chan_mappers(self._live(), out, lib.TTRB_MAX_MAPPERS)
+        return [int(out[i]) for i in range(n)]
+
+    def forget_mapper(self, pid: int) -> bool:
+        """Remove one listing of PID; False if it was not listed."""
+        return lib.ttrb_chan_forget_mapper(self._live(), pid) == 0
+
+    def stuck(self, buffer: int) -> tuple[int, int] | None:
+        """(sub-buffer number, commit word) when the oldest unconsumed sub-buffer of BUFFER
+        is closed but holds an uncommitted reservation; None otherwise."""
+        k = ffi.new("uint64_t *")
+        commit = ffi.new("uint64_t *")
+        if lib.ttrb_stuck(self._live(), self._buf(buffer), k, commit) == 1:
+            return int(k[0]), int(commit[0])
+        return None
+
+    def reclaim(self, buffer: int, subbuf: int) -> bool:
+        """Drop stuck sub-buffer SUBBUF (its writer is dead), counting its records."""
+        return lib.ttrb_reclaim(self._live(), self._buf(buffer), subbuf) == 1
+
+    def incomplete(self, buffer: int | None = None) -> int:
+        """Closed, unconsumed sub-buffers still owed a commit (see ttrb_incomplete)."""
+        ptr = self._live()
+        bufs = range(self.nbuf) if buffer is None else (self._buf(buffer),)
+        return sum(int(lib.ttrb_incomplete(ptr, b)) for b in bufs)
+
+    def charge_lost(self, buffer: int, count: int) -> None:
+        """Count COUNT records that never reached BUFFER as discarded."""
+        lib.ttrb_charge_lost(self._live(), self._buf(buffer), count)
+
+    def pending(self, buffer: int | None = None) -> int:
+        """Sub-buffers written and not consumed yet (the open one included)."""
+        ptr = self._live()
+        bufs = range(self.nbuf) if buffer is None else (self._buf(buffer),)
+        return sum(int(lib.ttrb_pending(ptr, b)) for b in bufs)
+
     def stats(self, buffer: int | None = None) -> Stats:
         """Counters of one buffer, or the total over all buffers."""
         ptr = self._live()
@@ -430,7 +469,7 @@ class NativeMarker:
     a replaced list mapped at least as long.
     """
 
-    __slots__ = ("__weakref__", "_m", "_retired", "codes", "targets")
+    __slots__ = ("__weakref__", "_m", "_retired", "codes", "on_targets", "targets")
 
     def __init__(self, event_id: int, type_codes: list[str]) -> None:
         types = bytes(_TTPR_TYPE[c] for c in type_codes)
@@ -440,9 +479,25 @@ class NativeMarker:
         self.codes = tuple(type_codes)
         self.targets: tuple[Channel, ...] = ()
         self._retired: list[tuple[float, object]] = []
+        # Called after every set_targets (the function tracer rewrites its definitions).
+        self.on_targets: Callable[[], object] | None = None
+
+    @property
+    def address(self) -> int:
+        """The address of the ``struct ttpr_marker`` (for tracetui.core._ttpy; this
+        object owns the memory and must outlive its users)."""
+        return int(ffi.cast("uintptr_t", self._m))
 
     def set_id(self, event_id: int) -> None:
         lib.ttpr_marker_set_id(self._m, event_id)
+
+    def count_early(self, on: bool) -> None:
+        """Count emits made while the marker has no target list (its targets are late)."""
+        lib.ttpr_marker_count_early(self._m, 1 if on else 0)
+
+    def take_early(self) -> int:
+        """Emits counted by count_early since the last call."""
+        return int(lib.ttpr_marker_take_early(self._m))
 
     def set_targets(self, channels: list[Channel]) -> None:
         """Publish the channels this marker's events go to (empty: disabled)."""
@@ -460,6 +515,8 @@ class NativeMarker:
         if old != ffi.NULL:
             self._retired.append((now + GRACE_S, old))
         self.reap(now)
+        if self.on_targets is not None:
+            self.on_targets()
 
     def reap(self, now: float | None = None) -> None:
         """Free replaced target lists whose grace period is over."""
@@ -538,6 +595,36 @@ class NativeMarker:
             lib.ttpr_targets_free(t)
         self._retired = []
         self.targets = ()
+
+
+def synchronize(timeout_s: float) -> bool:
+    """Wait until every emit of this process in progress now has finished (ttpr_synchronize):
+    True; False if one did not finish within TIMEOUT_S (a stopped or descheduled thread)."""
+    return lib.ttpr_synchronize(int(timeout_s * 1e9)) == 0
+
+
+def test_hold(hold: bool) -> None:
+    """Tests only: while set, every emit of this process stops between reserve and commit."""
+    lib.ttpr_test_hold(1 if hold else 0)
+
+
+def test_held() -> int:
+    """Tests only: how many emits the hold stops right now."""
+    return int(lib.ttpr_test_held())
+
+
+def emitter_addresses() -> tuple[int, int, int, int]:
+    """ttpr's emitters ttpr_emit_raw, ttpr_emit_bytes, ttpr_emit_i2s1, ttpr_emit_i2s2 as
+    addresses, for tracetui.core._ttpy.init (one emitter core, one copy per process)."""
+    names = ("ttpr_emit_raw", "ttpr_emit_bytes", "ttpr_emit_i2s1", "ttpr_emit_i2s2")
+    return tuple(int(ffi.cast("uintptr_t", ffi.addressof(lib, n))) for n in names)  # type: ignore[return-value]
+
+
+def ttrb_write_u64x3_address(chan: Channel) -> tuple[int, int]:
+    """(address of ttrb_write_u64x3, address of CHAN's ttrb_chan): for the C-API reference
+    of benchmarks/bench_probe.py."""
+    fn = int(ffi.cast("uintptr_t", ffi.addressof(lib, "ttrb_write_u64x3")))
+    return fn, int(ffi.cast("uintptr_t", chan._live()))
 
 
 def bench_write(chan: Channel, threads: int, count: int, payload_len: int) -> int:

@@ -14,6 +14,7 @@ The loop is built to be extended without being rewritten (the recording work plu
 - ``daemon.add_reader(fd, fn)``: another file descriptor to watch;
 - ``daemon.namespace.hooks``: trace start/stop, filter changes, channels added/allocated/freed;
 - ``daemon.peer_gone``: callables told when a client port disappears or is dropped;
+- ``daemon.deferrers``: callables that may hold the reply to a ``write`` (exact start/stop);
 - ``daemon.send(port, datagrams)`` and ``daemon.broadcast(change)`` to push messages;
 - modules named in :data:`EXTENSION_MODULES` are imported at start and their
   ``install(daemon)`` called.
@@ -160,6 +161,9 @@ class Daemon:
         self.periodic: list[Periodic] = []
         self.readers: dict[int, Callable[[], None]] = {}
         self.peer_gone: list[Callable[[int], None]] = []
+        # Called after a write was applied; one returning True has taken over the reply (it
+        # answers later, e.g. once traced processes acknowledged the change).
+        self.deferrers: list[Callable[[Request], bool]] = []
         self.peers: dict[int, Peer] = {}
         self.started = time.monotonic()
         self.counters = dict.fromkeys(
@@ -434,7 +438,8 @@ class Daemon:
             if len(value) > P.MAX_VALUE:
                 raise TraceError(errno.E2BIG, f"a value is at most {P.MAX_VALUE} characters")
             ns.write(attrs.str(P.TT_A_PATH), value)
-            req.ack()
+            if not any(fn(req) for fn in self.deferrers):
+                req.ack()
 
         def subscribe(req: Request) -> None:
             self.subscribe(req.port, req.type == P.TT_SUBSCRIBE)

@@ -7,6 +7,14 @@ pushes: for each marker, the channels (shared-memory ring buffers) its events go
 pings the daemon every second; when the daemon stops answering, every marker is disabled
 and the thread looks for a daemon again, so markers survive a daemon restart.
 
+Exactness.  After swapping in a table the thread waits (buffers.synchronize) until no emit
+that began under the older table still runs, then acknowledges it (TT_TARGETS_ACK, GEN):
+the daemon holds its reply to start, stop and filter writes for those acknowledgements.
+``probe.marker`` waits (:meth:`ProbeClient.wait_registered`, at most REGISTER_TIMEOUT_S) until
+its marker's targets are applied when a daemon answers; when that times out, the marker
+counts what it emits until its targets come and reports the count (TT_LOST), so the trace
+charges those events as lost instead of never knowing of them.
+
 Nothing here may hurt the traced program: every failure (no daemon, a refused message, a
 channel that cannot be mapped) disables the markers concerned and is retried later.  The
 thread only ever talks to a socket whose replies come from the daemon's uid (SO_PASSCRED).
@@ -23,8 +31,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from tracetui.core import buffers
 from tracetui.core import recording_protocol as R
 from tracetui.core.buffers import GRACE_S, BufferError, Channel
 from tracetui.core.client import rendezvous as runtime
@@ -35,6 +45,19 @@ from tracetui.core.wire import protocol as P
 PING_S = 1.0
 DEAD_S = 3.5  # no message from the daemon for this long: it is gone
 RETRY_S = 0.5
+STALL_S = 1.5  # a loop turn takes at most PING_S / 2: a longer gap means we were stopped
+SYNC_FIRST_S = 0.2  # quiescence wait right after a table; then retried every loop turn
+SYNC_RETRY_S = 0.05
+DEFAULT_REGISTER_TIMEOUT_S = 3.0  # LTTng-UST's LTTNG_UST_REGISTER_TIMEOUT default
+
+
+def register_timeout() -> float:
+    """TRACETUI_REGISTER_TIMEOUT (seconds; 0 disables waiting), else 3 s."""
+    try:
+        v = float(os.environ.get("TRACETUI_REGISTER_TIMEOUT", DEFAULT_REGISTER_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_REGISTER_TIMEOUT_S
+    return v if v >= 0 else DEFAULT_REGISTER_TIMEOUT_S
 
 
 class ProbeClient:
@@ -57,8 +80,14 @@ class ProbeClient:
         self._retired: list[tuple[float, Channel]] = []
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._ready: dict[str, threading.Event] = {}  # marker name -> its targets are applied
+        self._await_table: list[Any] = []  # ids known, waiting for the next table
+        self._seq_marker: dict[int, Any] = {}  # registration seq -> marker (error replies)
+        self._early: set[Any] = set()  # markers counting what they emit before their targets
+        self._unacked: int | None = None  # generation applied but not acknowledged yet
         self.connected = threading.Event()
         self.targets_applied = 0  # tables applied so far (tests wait on it)
+        self.gen = 0  # generation of the last table applied
         self.last_error = ""  # why the last session ended, for diagnostics
 
     # -- public ---------------------------------------------------------------------------------
@@ -70,8 +99,34 @@ class ProbeClient:
     def register(self, marker: Any) -> None:
         """Queue a marker for registration (the thread sends it)."""
         with self._lock:
+            self._ready.setdefault(marker.name, threading.Event())
             self._pending.append(marker)
         self._wake()
+
+    register_timeout = staticmethod(register_timeout)
+
+    def daemon_answers(self) -> bool:
+        """A daemon is there to wait for: its port file exists and its pid runs."""
+        try:
+            info = runtime.read_port_file(Path(self._runtime_dir))
+        except (OSError, ValueError, TraceError):
+            return False
+        return runtime.pid_alive(info.pid)
+
+    def wait_registered(self, marker: Any, timeout: float) -> bool:
+        """Wait until MARKER's targets are applied; on timeout, count its early events."""
+        with self._lock:
+            ev = self._ready.get(marker.name)
+        if ev is None or ev.wait(timeout):
+            return True
+        with self._lock:
+            if ev.is_set():
+                return True
+            # Until its targets come, what it emits is counted (and reported as lost).
+            marker.native.count_early(True)
+            marker.enabled = True  # so Python-level markers reach the C side, which counts
+            self._early.add(marker)
+        return False
 
     def stop(self) -> None:
         self._stop = True
@@ -125,29 +180,43 @@ class ProbeClient:
         last_rx = time.monotonic()
         last_ping = 0.0
         self.connected.set()
+        last_turn = time.monotonic()
         while not self._stop:
             self._send_pending()
             now = time.monotonic()
+            if now - last_turn > STALL_S:
+                # This process was stopped (SIGSTOP, ctrl+Z, a debugger), not the daemon:
+                # ask again before judging it gone.
+                last_rx = now
+                last_ping = 0.0
+            last_turn = now
             if now - last_ping >= PING_S:
                 self._send(R.encode_ping(self._next()))
                 last_ping = now
                 self._reap(now)
-            if now - last_rx > DEAD_S:
-                return
             assert self._sock is not None
             ready, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [], PING_S / 2)
+            if time.monotonic() - now > STALL_S:
+                last_rx = time.monotonic()  # stopped inside select: see above
+                last_ping = 0.0
             if self._wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
             if self._sock.fileno() in ready and self._receive():
                 last_rx = time.monotonic()
+            if time.monotonic() - last_rx > DEAD_S:
+                return
+            if self._unacked is not None:
+                self._try_ack(SYNC_RETRY_S)
 
     def _send_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
         for m in pending:
-            self._send(R.encode_marker(self._next(), m.name, m.format.text))
+            seq = self._next()
+            self._send(R.encode_marker(seq, m.name, m.format.text))
             self._awaiting[m.name] = m
+            self._seq_marker[seq] = m
 
     def _receive(self) -> bool:
         """Read every queued datagram; True if any came from the daemon."""
@@ -176,12 +245,51 @@ class ProbeClient:
                 m._id = mid
                 m.native.set_id(mid)
                 self._by_id[mid] = m
+                self._seq_marker.pop(hdr.seq, None)
+                # The daemon pushes a table covering it right after this reply.
+                self._await_table.append(m)
         elif hdr.type == R.TT_TARGETS:
-            self._apply(R.decode_targets(P.Attrs.parse(payload)))
+            attrs = P.Attrs.parse(payload)
+            self._apply(R.decode_targets(attrs))
+            self.gen = attrs.u32(R.TT_A_GEN, 0)
+            for m in self._await_table:
+                self._set_ready(m)
+            self._await_table = []
+            self._unacked = self.gen
+            self._try_ack(SYNC_FIRST_S)
         elif hdr.type == P.NLMSG_ERROR:
             err, _text = P.decode_error(payload)
             if err == errno.ENOENT and hdr.seq == 0:
                 raise TraceError(err, "the daemon forgot this process")
+            m = self._seq_marker.pop(hdr.seq, None)
+            if err and m is not None:
+                # Refused (the daemon's rules differ from ours): nothing will come to wait for.
+                self._awaiting.pop(m.name, None)
+                self._set_ready(m)
+
+    def _set_ready(self, m: Any) -> None:
+        with self._lock:
+            ev = self._ready.get(m.name)
+        if ev is not None:
+            ev.set()
+
+    def _try_ack(self, timeout: float) -> None:
+        """Acknowledge the applied table once no emit begun under an older one still runs."""
+        if self._unacked is None or not buffers.synchronize(timeout):
+            return  # an emit is stopped mid-way (SIGSTOP, debugger): retried next turn
+        gen, self._unacked = self._unacked, None
+        with self._lock:
+            early = [m for m in self._early if self._ready[m.name].is_set()]
+            for m in early:
+                m.native.count_early(False)
+                m.enabled = bool(m.native.targets)
+                self._early.discard(m)
+        for m in early:
+            # After the synchronize: no emit that saw the empty list is still counting.
+            n = m.native.take_early()
+            if n:
+                self._send(R.encode_lost(self._next(), m._id, n))
+        self._send(R.encode_targets_ack(self._next(), gen))
 
     def _apply(self, table: dict[int, list[str]]) -> None:
         used: set[str] = set()
@@ -193,7 +301,8 @@ class ProbeClient:
                     chans.append(ch)
                     used.add(name)
             m.native.set_targets(chans)
-            m.enabled = bool(chans)
+            if m not in self._early:
+                m.enabled = bool(chans)
         now = time.monotonic()
         for name in [n for n in self._channels if n not in used]:
             # Writers may still hold the old target list: unmap after its grace.

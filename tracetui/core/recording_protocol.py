@@ -5,7 +5,10 @@ adds the messages recording needs, in the same form (docs/PROTOCOL.md, "Recordin
 
     TT_PROBE_HELLO    probe -> daemon   request, ack        this socket is a traced process
     TT_MARKER         probe -> daemon   NAME, FORMAT        reply TT_MARKER: ID, NAME
-    TT_TARGETS        daemon -> probe   notification        TARGET* (the whole current table)
+    TT_TARGETS        daemon -> probe   notification        GEN, TARGET* (the whole current table)
+    TT_TARGETS_ACK    probe -> daemon   request             GEN: table GEN is in, no older emit runs
+    TT_LOST           probe -> daemon   request             ID, COUNT: events emitted before the
+                                                            marker's targets were known
     TT_PING           probe -> daemon   request, ack        liveness, both ways
     TT_LIVE_SUBSCRIBE client -> daemon  PATH (trace/chan)   reply TT_LIVE_SUBSCRIBE: CLOCK
     TT_LIVE_UNSUBSCRIBE client->daemon  PATH                ack
@@ -25,12 +28,15 @@ because it read too slowly (its queue was full); it never slows the daemon or a 
 
 from __future__ import annotations
 
+import errno
 import json
+import struct
 from dataclasses import dataclass
 
 from tracetui.core.wire.protocol import (
     NLM_F_REQUEST,
     Attrs,
+    ProtocolError,
     message,
     nla,
     nla_str,
@@ -44,6 +50,8 @@ TT_PING = 0x23
 TT_LIVE_SUBSCRIBE = 0x24
 TT_LIVE_UNSUBSCRIBE = 0x25
 TT_LIVE_BATCH = 0x26
+TT_TARGETS_ACK = 0x27
+TT_LOST = 0x28
 
 TT_A_NAME = 20  # asciiz
 TT_A_FORMAT = 21  # asciiz
@@ -56,6 +64,8 @@ TT_A_CLOCK = 27  # asciiz JSON: {"freq_hz", "tsc0", "mono_ns0", "real_ns0"}
 TT_A_SEQ = 28  # u32: packet sequence number (low 32 bits)
 TT_A_PART = 29  # u32
 TT_A_PARTS = 30  # u32
+TT_A_GEN = 31  # u32: generation of a target table, increasing per daemon
+TT_A_COUNT = 32  # u64
 TT_T_ID = 1
 TT_T_SHM = 2
 
@@ -67,10 +77,26 @@ RECORDING_NAMES = {
     TT_LIVE_SUBSCRIBE: "live-subscribe",
     TT_LIVE_UNSUBSCRIBE: "live-unsubscribe",
     TT_LIVE_BATCH: "live-batch",
+    TT_TARGETS_ACK: "targets-ack",
+    TT_LOST: "lost",
 }
 
 # Bytes of records per batch message: one NLA holds at most 65,535 bytes.
 MAX_BATCH = 60_000
+
+
+_U64 = struct.Struct("=Q")
+
+
+def nla_u64(typ: int, value: int) -> bytes:
+    return nla(typ, _U64.pack(value))
+
+
+def attr_u64(attrs: Attrs, typ: int) -> int:
+    v = attrs.raw(typ)
+    if v is None or len(v) != 8:
+        raise ProtocolError(errno.EINVAL, f"attribute {typ} must be 8 bytes")
+    return int(_U64.unpack(v)[0])
 
 
 def encode_probe_hello(seq: int) -> bytes:
@@ -93,12 +119,22 @@ def encode_marker_reply(seq: int, marker_id: int, name: str, port: int = 0) -> b
     )
 
 
-def encode_targets(targets: dict[int, list[str]], port: int = 0) -> bytes:
-    body = b"".join(
+def encode_targets(targets: dict[int, list[str]], port: int = 0, gen: int = 0) -> bytes:
+    body = nla_u32(TT_A_GEN, gen & 0xFFFFFFFF) + b"".join(
         nla(TT_A_TARGET, nla_u32(TT_T_ID, mid) + b"".join(nla_str(TT_T_SHM, s) for s in shms))
         for mid, shms in sorted(targets.items())
     )
     return message(TT_TARGETS, 0, 0, body, pid=port)
+
+
+def encode_targets_ack(seq: int, gen: int) -> bytes:
+    return message(TT_TARGETS_ACK, NLM_F_REQUEST, seq, nla_u32(TT_A_GEN, gen & 0xFFFFFFFF))
+
+
+def encode_lost(seq: int, marker_id: int, count: int) -> bytes:
+    return message(
+        TT_LOST, NLM_F_REQUEST, seq, nla_u32(TT_A_ID, marker_id) + nla_u64(TT_A_COUNT, count)
+    )
 
 
 def decode_targets(attrs: Attrs) -> dict[int, list[str]]:

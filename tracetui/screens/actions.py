@@ -66,6 +66,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("search", "slash", "Search", "live: Search", "Search the live view"),
     Action("toggle_time", title="live: Toggle timestamps", help="Relative or absolute time"),
     Action("toggle_cpu", title="live: Toggle CPU column", help="Show or hide the CPU column"),
+    Action("toggle_calls", title="live: Toggle call tree", help="Function events as a call tree"),
     Action("close_live", title="live: Close", help="Close the live view"),
     Action(
         "save_layout",

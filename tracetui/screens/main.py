@@ -462,6 +462,12 @@ class MainScreen(Screen[None]):
             return
         live.view.action_toggle_cpu()
 
+    def action_toggle_calls(self) -> None:
+        live = self._require_live()
+        if live is None:
+            return
+        live.view.action_toggle_calls()
+
     def action_help(self) -> None:
         from tracetui.screens.help import HelpScreen
 

@@ -15,6 +15,7 @@ batches the daemon reports as dropped are counted and shown, never hidden.
 |---------|-----------------------------------------|
 | `t`     | relative / absolute timestamps          |
 | `u`     | show / hide the CPU column              |
+| `k`     | function events as a call tree per thread (tracetui.widgets.call_tree) |
 | `enter` | (search bar) next match; `escape` closes |
 | `end`   | jump to the newest event and follow     |
 
@@ -59,6 +60,7 @@ from textual.widgets import Input, Static
 from tracetui.core.model.clock import TraceClock, relative, time_of_day
 from tracetui.core.model.formats import MarkerFormat
 from tracetui.core.trace.packets import Item, Loss
+from tracetui.widgets.call_tree import LOG_EVENT, TREE_EVENTS, CallTreeState, log_text, tree_text
 
 DEFAULT_HISTORY = 100_000
 DRAIN_INTERVAL_S = 0.05
@@ -186,6 +188,7 @@ class LiveView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "toggle_time", "Time", show=False, tooltip="Relative or absolute timestamps"),
         Binding("u", "toggle_cpu", "CPU col", show=False, tooltip="Show or hide the CPU column"),
+        Binding("k", "toggle_calls", "Call tree", tooltip="Function events as a call tree"),
         Binding("end", "follow", "Follow", show=False),
         Binding("up", "scroll_up", "Up", show=False),
         Binding("down", "scroll_down", "Down", show=False),
@@ -213,6 +216,8 @@ class LiveView(ScrollView, can_focus=True):
     """Show the CPU column."""
     absolute_time: reactive[bool] = reactive(False)
     """Wall-clock timestamps instead of seconds since the view's first event."""
+    call_tree: reactive[bool] = reactive(False)
+    """Function events (py_call, py_return, ...) as an indented call tree per thread."""
 
     class Drained(Message):
         """Posted (at most once per drain tick) when new events were taken into the view."""
@@ -254,6 +259,7 @@ class LiveView(ScrollView, can_focus=True):
         self._dirty = False
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=40)
         self._styles: _LineStyles | None = None
+        self._calls: CallTreeState | None = None  # from the first function event on
 
     # ------------------------------------------------------------------ feeding
 
@@ -300,6 +306,9 @@ class LiveView(ScrollView, can_focus=True):
         return rows
 
     def _add_kind(self, key: object, kind: Kind) -> int:
+        if self._calls is None and kind.name in TREE_EVENTS:
+            self._calls = CallTreeState()
+            self.refresh_bindings()  # `k` now shows in the footer
         self._kinds.append(kind)
         self._shown.append(self._passes(kind))
         self._kind_of[key] = len(self._kinds) - 1
@@ -330,6 +339,8 @@ class LiveView(ScrollView, can_focus=True):
             # each full collection (event objects, or tuples holding a dict, are scanned every
             # time: 40-90 ms pauses with 100 k events held).
             rows = self._rows(batch)
+            if self._calls is not None:
+                rows = self._calls.annotate(rows, self._kinds, self._mono_ns)
             if self._t0 is None:
                 self._t0 = self._mono_ns(rows[0])
             if name_re is None:
@@ -413,6 +424,9 @@ class LiveView(ScrollView, can_focus=True):
     def watch_absolute_time(self) -> None:
         self._invalidate()
 
+    def watch_call_tree(self) -> None:
+        self._invalidate()
+
     def watch_follow(self, follow: bool) -> None:
         if follow:
             self._match_abs = None
@@ -464,6 +478,15 @@ class LiveView(ScrollView, can_focus=True):
     def action_toggle_cpu(self) -> None:
         self.show_cpu = not self.show_cpu
 
+    def action_toggle_calls(self) -> None:
+        self.call_tree = not self.call_tree
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The call tree key takes footer room only in views that carry function events.
+        if action == "toggle_calls":
+            return self._calls is not None
+        return True
+
     def action_follow(self) -> None:
         self.follow = True
 
@@ -501,7 +524,18 @@ class LiveView(ScrollView, can_focus=True):
         kind = self._kinds[row[1]]
         cpu = f" {kind.cpu:>3}" if self.show_cpu else ""
         name = f"{kind.name:<{NAME_WIDTH}}"
-        return f"{self._time_text(row)}{cpu} {name} {kind.fields_text(row[2])}"
+        return f"{self._time_text(row)}{cpu} {name} {self._fields_text(kind, row[2])}"
+
+    def _fields_text(self, kind: Kind, values: tuple[Any, ...]) -> str:
+        if kind.format is not None and len(values) > len(kind.format.names):
+            if self.call_tree:
+                text = tree_text(kind.name, values)
+                if text is not None:
+                    return text
+            values = values[: len(kind.format.names)]  # without the call tree's annotations
+        if kind.name == LOG_EVENT and kind.format is not None and len(values) == 6:
+            return log_text(values)
+        return kind.fields_text(values)
 
     def _line_styles(self) -> _LineStyles:
         """Styles of each column, resolved once per style change.
@@ -541,7 +575,7 @@ class LiveView(ScrollView, can_focus=True):
         if self.show_cpu:
             segs.append(Segment(f" {kind.cpu:>3}", s_cpu))
         segs.append(Segment(f" {kind.name:<{NAME_WIDTH}} ", s_name))
-        segs.append(Segment(kind.fields_text(row[2]), s_fields))
+        segs.append(Segment(self._fields_text(kind, row[2]), s_fields))
         strip = Strip(segs)
         if strip.cell_length > self._max_width:
             self._max_width = strip.cell_length

@@ -69,6 +69,7 @@ class _Conn:
     def __init__(self, runtime_dir: str | os.PathLike[str] | None, timeout: float) -> None:
         self.runtime_dir: Path = rendezvous.runtime_dir(runtime_dir)
         self.timeout = timeout
+        self.last_warning = ""  # the last reply's warning sentence (an ack with a caveat)
         self.info = rendezvous.read_port_file(self.runtime_dir)
         self.daemon_pid = self.info.pid
         self.daemon_uid = self.info.uid
@@ -133,11 +134,12 @@ class _Conn:
 class _Reply:
     """Collects the messages answering one request (one, or NLM_F_MULTI parts and DONE)."""
 
-    __slots__ = ("done", "error", "parts")
+    __slots__ = ("done", "error", "parts", "warning")
 
     def __init__(self) -> None:
         self.parts: list[Attrs] = []
         self.error: TraceError | None = None
+        self.warning = ""  # an ack's sentence: done, with a caveat
         self.done = False
 
     def feed(self, header: P.Header, payload: memoryview) -> None:
@@ -145,6 +147,8 @@ class _Reply:
             err, text = P.decode_error(payload, header.flags)
             if err:
                 self.error = TraceError(err, text or os.strerror(err))
+            else:
+                self.warning = text
             self.done = True
         elif header.type == P.NLMSG_DONE:
             self.done = True
@@ -252,6 +256,7 @@ class Client(_Conn):
                     reply.feed(header, payload)
             if not reply.done and time.monotonic() > deadline:
                 raise self.timed_out()
+        self.last_warning = reply.warning
         return reply.result()
 
     def _verb(self, verb: str, path: str, value: str | None = None) -> Any:
@@ -273,8 +278,10 @@ class Client(_Conn):
     def read(self, path: str) -> str:
         return str(self._verb("read", path))
 
-    def write(self, path: str, value: str) -> None:
+    def write(self, path: str, value: str) -> str:
+        """Write VALUE; returns the daemon's warning sentence ("" when there is none)."""
         self._verb("write", path, value)
+        return self.last_warning
 
 
 class AsyncClient(_Conn):

@@ -386,11 +386,12 @@ def check_version(payload: memoryview) -> int:
 def decode_error(
     payload: memoryview, flags: int = NLM_F_CAPPED | NLM_F_ACK_TLVS
 ) -> tuple[int, str]:
-    """(errno, sentence) of an NLMSG_ERROR payload with header FLAGS; errno 0 is an ack."""
+    """(errno, sentence) of an NLMSG_ERROR payload with header FLAGS; errno 0 is an ack (its
+    sentence, if any, is a warning: the request was done, with a caveat)."""
     if len(payload) < 4:
         raise ProtocolError(_errno.EPROTO, "an error message is shorter than its error code")
     err = -int(_I32.unpack_from(payload)[0])
-    if err == 0 or not flags & NLM_F_ACK_TLVS or len(payload) < 4 + HDR_LEN:
+    if not flags & NLM_F_ACK_TLVS or len(payload) < 4 + HDR_LEN:
         return err, ""
     # Capped replies carry only the original header; uncapped ones carry the whole request.
     orig_len = HDR_LEN if flags & NLM_F_CAPPED else _U32.unpack_from(payload, 4)[0]

@@ -1,0 +1,201 @@
+"""What `tracetui run` costs a Python program, against viztracer on the same script.
+
+    python benchmarks/bench_run.py [--json] [--repeat N] [--fib N] [--events N]
+
+Each figure is the median over N runs; every program is a separate process, and all of them
+run in this one invocation (a private daemon in a temporary runtime directory):
+
+  call_overhead_ns           extra time per traced call (entry and exit recorded) of a
+                             recursive fib, `tracetui run` against the same script untraced
+  ref_viztracer_call_overhead_ns
+                             the same with `viztracer` (PyPI; the `bench` extra)
+  filtered_call_overhead_ns  extra time per call when the filter excludes fib
+                             (`--exclude '*.fib'`)
+  evalframe_call_overhead_ns, evalframe_filtered_call_overhead_ns
+                             the same two with `--hook evalframe` (CPython 3.11 only: the
+                             opt-in PEP 523 hook)
+  trace_ready_ms             from the program's last instruction to `tracetui run` returning
+                             with the CTF trace complete on disk, for a program that wrote
+                             --events function events (default 1 M; the issue's figure is for
+                             10 M: --events 10000000)
+  ready_recorded, ready_lost  events recorded and lost (buffers full) in the last of those
+                             runs (the program's own py_call/py_return plus a few hundred
+                             of interpreter startup)
+  log_emit_ns                one `logger.info("a=%d", 1)` recorded through the logging
+                             bridge `tracetui run --logging` installs (logbridge.install),
+                             marker enabled, the logger having no handler of its own
+  ref_logging_file_ns        the same call with a logging.FileHandler, in this process
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIB = r"""
+import sys, time
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+def calls(n):
+    return 1 if n < 2 else 1 + calls(n - 1) + calls(n - 2)
+n = int(sys.argv[1])
+t0 = time.perf_counter_ns()
+fib(n)
+dt = time.perf_counter_ns() - t0
+print(dt, calls(n) if len(sys.argv) > 2 else 0)
+"""
+
+EVENTS = r"""
+import sys, time
+def f():
+    pass
+for _ in range(int(sys.argv[1]) // 2):
+    f()
+print(time.monotonic_ns())
+"""
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if r.returncode != 0:
+        raise SystemExit(f"bench_run: {' '.join(cmd)} failed: {r.stderr.strip()[-500:]}")
+    return r.stdout
+
+
+def fib_ns(prefix: list[str], script: Path, n: int, env: dict[str, str]) -> int:
+    """Time of fib(n) inside the program (ns)."""
+    out = _run([*prefix, str(script), str(n)], env)
+    return int(out.split()[0])
+
+
+def log_figures(count: int) -> tuple[float, float]:
+    """(bridge, FileHandler) ns per `logger.info("a=%d", 1)`; the reference first, before
+    the bridge is installed in this process."""
+    from tracetui.core import logbridge
+    from tracetui.core.buffers import Channel
+
+    log = logging.getLogger("tracetui-bench-run")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-log-") as f:
+        fh = logging.FileHandler(f.name)
+        log.addHandler(fh)
+        t0 = time.perf_counter_ns()
+        for _ in range(count):
+            log.info("a=%d", 1)
+        to_file = (time.perf_counter_ns() - t0) / count
+        log.removeHandler(fh)
+        fh.close()
+    # What `tracetui run --logging INFO` installs; the marker attached to a channel here.
+    handler = logbridge.install(logging.INFO)
+    ch = Channel.create(f"/tracetui-bench-run-{os.getpid()}", 1 << 20, 8, flight=True)
+    m = handler._marker
+    try:
+        m.native.set_id(1)
+        m.native.set_targets([ch])
+        m.enabled = True
+        t0 = time.perf_counter_ns()
+        for _ in range(count):
+            log.info("a=%d", 1)
+        bridge = (time.perf_counter_ns() - t0) / count
+        assert ch.stats().recorded == count
+    finally:
+        m.native.set_targets([])
+        m.enabled = False
+        ch.unlink()
+        ch.close()
+    return bridge, to_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--fib", type=int, default=22, help="fib(N) per run (default 22)")
+    ap.add_argument("--events", type=int, default=1_000_000,
+                    help="function events for trace_ready_ms (default 1 M)")  # fmt: skip
+    ap.add_argument("--log-count", type=int, default=20_000)
+    args = ap.parse_args(argv)
+
+    from tracetui.core.client import Client, rendezvous, spawn
+
+    tmp = Path(tempfile.mkdtemp(prefix="tracetui-bench-run-"))
+    env = {**os.environ, rendezvous.ENV: str(tmp / "rt"), "XDG_DATA_HOME": str(tmp / "data")}
+    os.environ[rendezvous.ENV] = env[rendezvous.ENV]
+    daemon = spawn.spawn_daemon(tmp / "rt", env=env)
+    py = sys.executable
+    run = [py, "-m", "tracetui", "run"]
+    fib = tmp / "fib.py"
+    fib.write_text(FIB)
+    events = tmp / "events.py"
+    events.write_text(EVENTS)
+    viz = shutil.which("viztracer", path=str(Path(py).parent)) or shutil.which("viztracer")
+    try:
+        calls = int(_run([py, str(fib), str(args.fib), "count"], env).split()[1])
+        from tracetui.core import cmarker
+
+        evalframe = bool(cmarker._ttpy is not None and cmarker._ttpy.HAVE_EVALFRAME)
+        runs: dict[str, list[float]] = {
+            "call_overhead_ns": [], "ref_viztracer_call_overhead_ns": [],
+            "filtered_call_overhead_ns": [], "trace_ready_ms": [],
+            "evalframe_call_overhead_ns": [], "evalframe_filtered_call_overhead_ns": [],
+        }  # fmt: skip
+        for i in range(args.repeat):
+            base = fib_ns([py], fib, args.fib, env)
+            traced = fib_ns([*run, "--trace", f"fib{i}", "--", py], fib, args.fib, env)
+            filt = fib_ns([*run, "--trace", f"filt{i}", "--exclude", "*.fib", "--", py],
+                          fib, args.fib, env)  # fmt: skip
+            runs["call_overhead_ns"].append((traced - base) / calls)
+            runs["filtered_call_overhead_ns"].append((filt - base) / calls)
+            if evalframe:
+                ev = [*run, "--hook", "evalframe", "--trace"]
+                t = fib_ns([*ev, f"efib{i}", "--", py], fib, args.fib, env)
+                runs["evalframe_call_overhead_ns"].append((t - base) / calls)
+                t = fib_ns([*ev, f"efilt{i}", "--exclude", "*.fib", "--", py], fib, args.fib, env)
+                runs["evalframe_filtered_call_overhead_ns"].append((t - base) / calls)
+            if viz:
+                vout = tmp / f"viz{i}.json"
+                v = fib_ns([viz, "--quiet", "-o", str(vout), "--"], fib, args.fib, env)
+                runs["ref_viztracer_call_overhead_ns"].append((v - base) / calls)
+            out = _run([*run, "--trace", f"ready{i}", "--", py, str(events), str(args.events)],
+                       env)  # fmt: skip
+            done = time.monotonic_ns()
+            runs["trace_ready_ms"].append((done - int(out.split()[-1])) / 1e6)
+            with Client(env[rendezvous.ENV]) as c:
+                total = c.read(f"ready{i}/main/stats").splitlines()[-1].split()
+            stats = dict(kv.split("=", 1) for kv in total[1:])
+            ready_lost = int(stats["discarded"]) + int(stats["too_big"])
+            ready_recorded = int(stats["recorded"])
+        log_ns, file_ns = log_figures(args.log_count)
+    finally:
+        spawn.stop_daemon(daemon)
+        shutil.rmtree(tmp, ignore_errors=True)
+    result: dict[str, object] = {k: round(statistics.median(v), 1) for k, v in runs.items() if v}
+    if not viz:
+        result["ref_viztracer_call_overhead_ns"] = None
+    result["log_emit_ns"] = round(log_ns, 1)
+    result["ref_logging_file_ns"] = round(file_ns, 1)
+    # Of the last trace_ready run: the trace holds every event the program wrote unless lost.
+    result["ready_recorded"] = ready_recorded
+    result["ready_lost"] = ready_lost
+    result |= {"fib": args.fib, "calls": calls, "events": args.events, "repeat": args.repeat}
+    result["python"] = sys.version.split()[0]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:32} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
