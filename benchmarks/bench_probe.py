@@ -45,7 +45,7 @@ from types import ModuleType
 os.environ.setdefault("TRACETUI_RUNTIME_DIR", f"/tmp/tracetui-bench-{os.getpid()}")
 
 from tracetui import probe
-from tracetui.core.buffers import Channel, ttrb_write_u64x3_address
+from tracetui.core.ring import Channel, ttrb_write_u64x3_address
 
 
 def _bare(count: int) -> float:

@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 
-from tracetui.core import buffers
+from tracetui.core import ring
 from tracetui.core.client import rendezvous
 from tracetui.core.model.markers import Marker
 from tracetui.core.trace.packets import Event
@@ -45,11 +45,9 @@ STRS = Marker.make(1, "bench_str", "pid %d tid %d comm %s")
 def build_trace(path: str, n_events: int, run: int) -> None:
     """Record ``n_events`` through a real channel and write them as CTF."""
     trace_uuid = uuid.uuid4().bytes
-    writer = TraceWriter(
-        path, uuid=trace_uuid, calibration=buffers.calibrate(), markers=[INTS, STRS]
-    )
+    writer = TraceWriter(path, uuid=trace_uuid, calibration=ring.calibrate(), markers=[INTS, STRS])
     name = f"/tracetui-bench-{os.getpid()}"
-    chan = buffers.Channel.create(name, 256 * 1024, 8, nbuf=2, uuid=trace_uuid)
+    chan = ring.Channel.create(name, 256 * 1024, 8, nbuf=2, uuid=trace_uuid)
     enc_i, enc_s = INTS.format.encode, STRS.format.encode
     comm = "benchmark-proc-1"  # 16 characters
 

@@ -81,7 +81,7 @@ def log_figures(count: int) -> tuple[float, float]:
     """(bridge, FileHandler) ns per `logger.info("a=%d", 1)`; the reference first, before
     the bridge is installed in this process."""
     from tracetui.core import logbridge
-    from tracetui.core.buffers import Channel
+    from tracetui.core.ring import Channel
 
     log = logging.getLogger("tracetui-bench-run")
     log.propagate = False

@@ -39,9 +39,9 @@ import os
 import threading
 from typing import Any
 
-from tracetui.core.buffers import NativeMarker
 from tracetui.core.cmarker import c_marker
 from tracetui.core.model.formats import MarkerFormat, check_event_name, parse_format
+from tracetui.core.ring import NativeMarker
 
 __all__ = ["Marker", "logging_handler", "marker", "markers"]
 

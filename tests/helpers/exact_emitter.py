@@ -103,12 +103,12 @@ def markers(k: int) -> None:
 
 
 def hold() -> None:
-    from tracetui.core import buffers
+    from tracetui.core import ring
 
     m = probe.marker("held_ev", "seq %lu")
-    buffers.test_hold(True)
+    ring.test_hold(True)
     threading.Thread(target=m, args=(1,), daemon=True).start()
-    while buffers.test_held() == 0:
+    while ring.test_held() == 0:
         time.sleep(0.001)
     print("held", flush=True)
     while True:

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tracetui.core import buffers
+from tracetui.core import ring
 from tracetui.core.client import AsyncClient, Change, Client, rendezvous, spawn
 from tracetui.core.errors import DaemonNotRunning, DaemonUnreachable, TraceError
+from tracetui.core.model.stats import Stats
 from tracetui.core.namespace import parse_stats
 from tracetui.core.wire import protocol as P
 
@@ -150,7 +151,7 @@ def test_signals_stop_and_flush_traces_then_clean_up(tmp_path: Path, sig: int) -
         c.write("t/main/subbuf_size", "1M")
         c.write("t/start", "1")
     shm = f"/tracetui-{os.getuid()}-{proc.pid}-t-main"
-    buf = buffers.Channel.open(shm)
+    buf = ring.Channel.open(shm)
     try:
         assert buf.write(3, b"last words")
         proc.send_signal(sig)
@@ -471,4 +472,4 @@ async def test_async_client_without_daemon(tmp_path: Path) -> None:
 
 def test_parse_stats_round_trip(daemon: DaemonHandle) -> None:
     daemon.client.mkdir("s")
-    assert parse_stats(daemon.client.read("s/main/stats")) == {"total": buffers.Stats()}
+    assert parse_stats(daemon.client.read("s/main/stats")) == {"total": Stats()}

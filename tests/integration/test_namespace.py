@@ -1,7 +1,7 @@
 """Every rule of the control namespace, through a real daemon process and the real client.
 
 Buffers are checked where they live: the test maps the daemon's shared memory by name
-(``buffers.Channel.open``) to see sizes, the flight flag, flushes and counters for itself.
+(``ring.Channel.open``) to see sizes, the flight flag, flushes and counters for itself.
 A few rules that have no wire-visible effect (routing, hooks) are checked on a Namespace object.
 """
 
@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tracetui.core import buffers
+from tracetui.core import ring
 from tracetui.core.client import Client, Entry
 from tracetui.core.errors import TraceError
+from tracetui.core.model.stats import Stats
 from tracetui.core.namespace import (
     DEFAULT_N_SUBBUF,
     DEFAULT_SUBBUF_SIZE,
@@ -61,12 +62,12 @@ def shm_exists(d: DaemonHandle, trace: str, channel: str) -> bool:
 
 
 @pytest.fixture
-def mapped() -> Iterator[Callable[[str], buffers.Channel]]:
+def mapped() -> Iterator[Callable[[str], ring.Channel]]:
     """Map daemon buffers by name; unmapped at the end of the test."""
-    opened: list[buffers.Channel] = []
+    opened: list[ring.Channel] = []
 
-    def open_(shm: str) -> buffers.Channel:
-        ch = buffers.Channel.open(shm)
+    def open_(shm: str) -> ring.Channel:
+        ch = ring.Channel.open(shm)
         opened.append(ch)
         return ch
 
@@ -148,7 +149,7 @@ def test_rmdir_main_is_refused_other_channels_go(c: Client, name: str) -> None:
 
 
 def test_settings_change_freely_until_allocated(
-    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], buffers.Channel]
+    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], ring.Channel]
 ) -> None:
     c.mkdir(name)
     ch = f"{name}/main"
@@ -194,7 +195,7 @@ def test_bad_settings_are_refused_with_a_sentence(
 
 
 def test_flight_toggles_at_any_time_even_while_tracing(
-    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], buffers.Channel]
+    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], ring.Channel]
 ) -> None:
     c.mkdir(name)
     c.write(f"{name}/main/subbuf_size", "4K")
@@ -285,7 +286,7 @@ def test_stop_flushes_partial_subbuffers() -> None:
 
 
 def test_stop_through_the_daemon_closes_the_open_packet(
-    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], buffers.Channel]
+    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], ring.Channel]
 ) -> None:
     c.mkdir(name)
     c.write(f"{name}/main/global", "1")
@@ -466,13 +467,13 @@ def test_markers_lists_registered_markers(c: Client) -> None:
 
 
 def test_stats_per_cpu_and_total_from_the_buffer_counters(
-    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], buffers.Channel]
+    c: Client, name: str, shared_daemon: DaemonHandle, mapped: Callable[[str], ring.Channel]
 ) -> None:
     c.mkdir(name)
     c.write(f"{name}/main/subbuf_size", "4K")
     c.write(f"{name}/main/n_subbuf", "2")
     before = parse_stats(c.read(f"{name}/main/stats"))
-    assert list(before) == ["total"] and before["total"] == buffers.Stats()
+    assert list(before) == ["total"] and before["total"] == Stats()
     c.write(f"{name}/start", "1")
     buf = mapped(shm_of(shared_daemon, name, "main"))
     ncpu = buf.nbuf
@@ -490,7 +491,7 @@ def test_stats_per_cpu_and_total_from_the_buffer_counters(
         assert s.recorded + s.discarded == attempts[i] and s.too_big == 0
         assert s == buf.stats(i)
     assert stats[f"cpu{ncpu - 1}"].discarded > 0
-    assert stats["total"] == sum((stats[f"cpu{i}"] for i in range(ncpu)), buffers.Stats())
+    assert stats["total"] == sum((stats[f"cpu{i}"] for i in range(ncpu)), Stats())
     c.write(f"{name}/start", "0")
 
 

@@ -13,7 +13,7 @@ def test_core_modules_do_not_import_textual_or_rich() -> None:
     # Every module of every room, not only the top level.
     names = [m.name for m in pkgutil.walk_packages(tracetui.core.__path__, "tracetui.core.")]
     assert {
-        "tracetui.core.buffers",
+        "tracetui.core.ring.channels",
         "tracetui.core.model.fields",
         "tracetui.core.client.live",
     } <= set(names)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracetui import probe
-from tracetui.core import buffers, cmarker
+from tracetui.core import cmarker, ring
 
 pytestmark = pytest.mark.skipif(not cmarker.available(), reason="_ttpy is not built")
 
@@ -29,8 +29,8 @@ def no_daemon(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignor
 
 
 @pytest.fixture
-def channel() -> Iterator[buffers.Channel]:
-    ch = buffers.Channel.create(f"/tracetui-test-fm-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+def channel() -> Iterator[ring.Channel]:
+    ch = ring.Channel.create(f"/tracetui-test-fm-{os.getpid()}-{uuid.uuid4().hex[:8]}",
                                 1 << 16, 4, is_global=True)  # fmt: skip
     yield ch
     ch.unlink()
@@ -41,13 +41,13 @@ def unique(name: str) -> str:
     return f"{name}_{uuid.uuid4().hex[:8]}"
 
 
-def attach(m, ch: buffers.Channel, mid: int = 7) -> None:  # type: ignore[no-untyped-def]
+def attach(m, ch: ring.Channel, mid: int = 7) -> None:  # type: ignore[no-untyped-def]
     m.native.set_id(mid)
     m.native.set_targets([ch])
     m.enabled = True
 
 
-def payloads(ch: buffers.Channel) -> list[bytes]:
+def payloads(ch: ring.Channel) -> list[bytes]:
     """Payloads of the records in the channel's packets (all the same known format)."""
     ch.flush()
     out = []
@@ -114,7 +114,7 @@ def test_payloads_are_what_the_format_encoder_says(fmt_text: str) -> None:
     @settings(max_examples=60, deadline=None)
     @given(FORMATS[fmt_text])
     def check(args: tuple) -> None:
-        ch = buffers.Channel.create(f"/tracetui-test-fm-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        ch = ring.Channel.create(f"/tracetui-test-fm-{os.getpid()}-{uuid.uuid4().hex[:8]}",
                                     1 << 16, 4, is_global=True)  # fmt: skip
         try:
             attach(m, ch)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tracetui import probe
-from tracetui.core import buffers
+from tracetui.core import ring
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +24,8 @@ def no_daemon(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignor
 
 
 @pytest.fixture
-def channel() -> Iterator[buffers.Channel]:
-    ch = buffers.Channel.create(f"/tracetui-test-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+def channel() -> Iterator[ring.Channel]:
+    ch = ring.Channel.create(f"/tracetui-test-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}",
                                 4096, 4, is_global=True)  # fmt: skip
     yield ch
     ch.unlink()
@@ -36,13 +36,13 @@ def unique(name: str) -> str:
     return f"{name}_{uuid.uuid4().hex[:8]}"
 
 
-def attach(m, ch: buffers.Channel, mid: int) -> None:  # type: ignore[no-untyped-def]
+def attach(m, ch: ring.Channel, mid: int) -> None:  # type: ignore[no-untyped-def]
     m.native.set_id(mid)
     m.native.set_targets([ch])
     m.enabled = True
 
 
-def records(ch: buffers.Channel) -> list[tuple[int, bytes]]:
+def records(ch: ring.Channel) -> list[tuple[int, bytes]]:
     ch.flush()
     pkt = ch.get_packet(0)
     assert pkt is not None

@@ -98,8 +98,8 @@ def test_event_fields_and_clocks(rec: TraceBuilder) -> None:
     assert isinstance(e, Event)
     assert (e.name, e.id, e.channel, e.cpu) == ("timer_tick", 1, "irq", 0)
     assert e.fields == {"n": 2**64 - 1, "mask": 0xABC, "ptr": 0x7FFF0000, "c": "Z", "f": -0.25}
-    assert abs(e.ts_ns - rec.cal.to_mono_ns(e.tsc)) < 2_000
-    assert abs(e.wall_ns - rec.cal.to_real_ns(e.tsc)) < 2_000
+    assert abs(e.ts_ns - TraceClock.from_calibration(rec.cal).mono_ns(e.tsc)) < 2_000
+    assert abs(e.wall_ns - TraceClock.from_calibration(rec.cal).wall_ns(e.tsc)) < 2_000
     assert "timer_tick" in repr(e) and "'c': 'Z'" in repr(e)
 
 

@@ -37,10 +37,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracetui.core import buffers
+from tracetui.core import ring
 from tracetui.core.errors import TraceError
 from tracetui.core.filters import FilterRules, route
 from tracetui.core.markers import MarkerRegistry
+from tracetui.core.model.geometry import MIN_N_SUBBUF, MIN_SUBBUF, parse_size
+from tracetui.core.model.stats import Stats
 from tracetui.core.wire.protocol import MAX_PATH, Change, Entry
 
 MAIN = "main"
@@ -61,7 +63,7 @@ CHANNEL_FILES: dict[str, bool] = {
     "filter": True,
     "stats": False,
 }
-STAT_FIELDS = tuple(f.name for f in dataclasses.fields(buffers.Stats))
+STAT_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
 
 
 def default_output(trace: str, created: float) -> str:
@@ -84,7 +86,7 @@ class TraceChannel:
     flight: bool = False
     is_global: bool = False
     filter: FilterRules = field(default_factory=FilterRules.empty)
-    buffers: buffers.Channel | None = None
+    buffers: ring.Channel | None = None
     shm_name: str = ""
 
     @property
@@ -96,7 +98,7 @@ class TraceChannel:
         return f"{self.trace}/{self.name}"
 
     def nbuf(self) -> int:
-        return 1 if self.is_global else buffers.possible_cpus()
+        return 1 if self.is_global else ring.possible_cpus()
 
     def memory(self) -> int:
         """Bytes of sub-buffers this channel asks for when allocated."""
@@ -179,7 +181,7 @@ def _check_name(name: str, what: str, reserved: set[str] | dict[str, bool]) -> N
 def stats_text(ch: TraceChannel) -> str:
     """What a read of ``stats`` returns: one line per buffer, then ``total``."""
     lines = []
-    total = buffers.Stats()
+    total = Stats()
     if ch.buffers is not None:
         for b in range(ch.buffers.nbuf):
             st = ch.buffers.stats(b)
@@ -190,17 +192,17 @@ def stats_text(ch: TraceChannel) -> str:
     return "\n".join(lines)
 
 
-def _stats_line(label: str, st: buffers.Stats) -> str:
+def _stats_line(label: str, st: Stats) -> str:
     return label + "".join(f" {k}={getattr(st, k)}" for k in STAT_FIELDS)
 
 
-def parse_stats(text: str) -> dict[str, buffers.Stats]:
+def parse_stats(text: str) -> dict[str, Stats]:
     """Parse a ``stats`` read back into {"cpu0": Stats, ..., "total": Stats}."""
-    out: dict[str, buffers.Stats] = {}
+    out: dict[str, Stats] = {}
     for line in text.splitlines():
         label, *pairs = line.split()
         values = dict(p.split("=", 1) for p in pairs)
-        out[label] = buffers.Stats(**{k: int(values.get(k, 0)) for k in STAT_FIELDS})
+        out[label] = Stats(**{k: int(values.get(k, 0)) for k in STAT_FIELDS})
     return out
 
 
@@ -485,19 +487,17 @@ class Namespace:
             )
         if name == "subbuf_size":
             try:
-                size = buffers.parse_size(value)
-                buffers.validate(size, buffers.MIN_N_SUBBUF)
+                size = parse_size(value)
+                ring.validate(size, MIN_N_SUBBUF)
             except ValueError as e:
                 raise _err(errno.EINVAL, f"{path}: {e}") from None
             c.subbuf_size = size
         elif name == "n_subbuf":
             try:
                 n = int(value, 10)
-                buffers.validate(buffers.MIN_SUBBUF, n)
+                ring.validate(MIN_SUBBUF, n)
             except ValueError as e:
-                msg = (
-                    str(e) if isinstance(e, buffers.InvalidConfig) else f"'{value}' is not a number"
-                )
+                msg = str(e) if isinstance(e, ring.InvalidConfig) else f"'{value}' is not a number"
                 raise _err(errno.EINVAL, f"{path}: {msg}") from None
             c.n_subbuf = n
         elif name == "global":
@@ -543,7 +543,7 @@ class Namespace:
         """Create C's buffers; TraceError (and nothing left behind) when it cannot."""
         for attempt in (1, 2):
             try:
-                c.buffers = buffers.Channel.create(
+                c.buffers = ring.Channel.create(
                     c.shm_name,
                     c.subbuf_size,
                     c.n_subbuf,
@@ -553,7 +553,7 @@ class Namespace:
                     stream_id=0,  # one CTF stream class serves every channel (ctf.py)
                 )
                 break
-            except buffers.BufferError as e:
+            except ring.RingError as e:
                 if e.errno == errno.EEXIST and attempt == 1:
                     # The name holds this daemon's pid: a leftover of a crashed daemon that had
                     # the same pid. It is ours to remove.

@@ -7,7 +7,7 @@ pushes: for each marker, the channels (shared-memory ring buffers) its events go
 pings the daemon every second; when the daemon stops answering, every marker is disabled
 and the thread looks for a daemon again, so markers survive a daemon restart.
 
-Exactness.  After swapping in a table the thread waits (buffers.synchronize) until no emit
+Exactness.  After swapping in a table the thread waits (ring.synchronize) until no emit
 that began under the older table still runs, then acknowledges it (TT_TARGETS_ACK, GEN):
 the daemon holds its reply to start, stop and filter writes for those acknowledgements.
 ``probe.marker`` waits (:meth:`ProbeClient.wait_registered`, at most REGISTER_TIMEOUT_S) until
@@ -34,12 +34,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracetui.core import buffers
 from tracetui.core import recording_protocol as R
-from tracetui.core.buffers import GRACE_S, BufferError, Channel
+from tracetui.core import ring
 from tracetui.core.client import rendezvous as runtime
 from tracetui.core.client.connection import _ANC_SIZE, _Conn
 from tracetui.core.errors import TraceError
+from tracetui.core.ring import GRACE_S, Channel, RingError
 from tracetui.core.wire import protocol as P
 
 PING_S = 1.0
@@ -275,7 +275,7 @@ class ProbeClient:
 
     def _try_ack(self, timeout: float) -> None:
         """Acknowledge the applied table once no emit begun under an older one still runs."""
-        if self._unacked is None or not buffers.synchronize(timeout):
+        if self._unacked is None or not ring.synchronize(timeout):
             return  # an emit is stopped mid-way (SIGSTOP, debugger): retried next turn
         gen, self._unacked = self._unacked, None
         with self._lock:
@@ -314,7 +314,7 @@ class ProbeClient:
         if ch is None:
             try:
                 ch = Channel.open(name)
-            except BufferError:
+            except RingError:
                 return None  # freed meanwhile: the next table will not name it
             self._channels[name] = ch
         return ch

@@ -45,8 +45,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tracetui.core import buffers
 from tracetui.core import recording_protocol as R
+from tracetui.core import ring
 from tracetui.core.daemon import log
 from tracetui.core.errors import TraceError
 from tracetui.core.model.formats import check_event_name, parse_format
@@ -127,7 +127,7 @@ class Recorder:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.ns = daemon.namespace
-        self.cal = buffers.calibrate()
+        self.cal = ring.calibrate()
         self.probes: dict[int, Probe] = {}
         self.writers: dict[str, ctf.TraceWriter] = {}
         self.subs: dict[str, dict[int, Subscriber]] = {}
