@@ -20,7 +20,7 @@ default), so every event emitted after ``marker()`` returns is recorded or count
 With no daemon it does not wait at all.  If the wait times out, the marker reads as enabled
 until its targets come, and what it emits meanwhile is counted and reported as lost.
 
-How events travel: markers register with the daemon (tracetui.core.probeclient,
+How events travel: markers register with the daemon (tracetui.core.client.probe,
 a background thread), which assigns each a 16-bit id and tells the process,
 whenever traces start or stop, filters change or channels are added, which
 channels (shared-memory ring buffers) each marker's events go to.  Emitting
@@ -154,7 +154,7 @@ def _runtime() -> Any:
     global _rt, _rt_pid
     pid = os.getpid()
     if _rt is None or _rt_pid != pid:
-        from tracetui.core.probeclient import ProbeClient
+        from tracetui.core.client.probe import ProbeClient
 
         with _lock:
             if _rt is None or _rt_pid != pid:

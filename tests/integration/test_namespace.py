@@ -19,7 +19,7 @@ from tracetui.core import ring
 from tracetui.core.client import Client, Entry
 from tracetui.core.errors import TraceError
 from tracetui.core.model.stats import Stats
-from tracetui.core.namespace import (
+from tracetui.core.daemon.namespace import (
     DEFAULT_N_SUBBUF,
     DEFAULT_SUBBUF_SIZE,
     Namespace,

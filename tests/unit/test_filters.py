@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracetui.core.filters import FilterRules, route
+from tracetui.core.daemon.filters import FilterRules, route
 
 
 def test_default_trace_filter_accepts_everything() -> None:

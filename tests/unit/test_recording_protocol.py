@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracetui.core import recording_protocol as R
+from tracetui.core.wire import recording as R
 from tracetui.core.wire import protocol as P
 
 

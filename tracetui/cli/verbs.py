@@ -289,7 +289,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     directory = rendezvous.runtime_dir(args.runtime_dir)
     if not args.detach:
-        from tracetui.core.daemon import main as daemon_main
+        from tracetui.core.daemon.server import main as daemon_main
 
         return daemon_main(directory)
     from tracetui.core.client import Client

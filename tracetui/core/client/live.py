@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from tracetui.core import recording_protocol as R
+from tracetui.core.wire import recording as R
 from tracetui.core.client.connection import _ANC_SIZE, Client
 from tracetui.core.errors import TraceError
 from tracetui.core.model.clock import ClockCalibration, TraceClock

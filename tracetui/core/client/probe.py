@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracetui.core import recording_protocol as R
+from tracetui.core.wire import recording as R
 from tracetui.core import ring
 from tracetui.core.client import rendezvous as runtime
 from tracetui.core.client.connection import _ANC_SIZE, _Conn

@@ -7,7 +7,7 @@ carries verbs to it over netlink. Layout (``rw`` writable, ``ro`` read-only, ``w
     status                  ro  the daemon's counters (added by the daemon)
     <trace>/                    mkdir creates it with a channel "main"
     <trace>/start           rw  1 starts (allocating what is not allocated yet), 0 stops (flushes)
-    <trace>/filter          rw  event filter rules (tracetui.core.filters); default "*"
+    <trace>/filter          rw  event filter rules (tracetui.core.daemon.filters); default "*"
     <trace>/output          rw  CTF output directory (absolute); fixed while the trace runs
     <trace>/snapshot        rw  write 1: write the flight channels now; read: snapshots taken
     <trace>/<channel>/          mkdir adds a channel (also while the trace runs)
@@ -39,8 +39,8 @@ from pathlib import Path
 
 from tracetui.core import ring
 from tracetui.core.errors import TraceError
-from tracetui.core.filters import FilterRules, route
-from tracetui.core.markers import MarkerRegistry
+from tracetui.core.daemon.filters import FilterRules, route
+from tracetui.core.daemon.markers import MarkerRegistry
 from tracetui.core.model.geometry import MIN_N_SUBBUF, MIN_SUBBUF, parse_size
 from tracetui.core.model.stats import Stats
 from tracetui.core.wire.protocol import MAX_PATH, Change, Entry

@@ -45,9 +45,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tracetui.core import recording_protocol as R
+from tracetui.core.wire import recording as R
 from tracetui.core import ring
-from tracetui.core.daemon import log
+from tracetui.core.daemon.server import log
 from tracetui.core.errors import TraceError
 from tracetui.core.model.formats import check_event_name, parse_format
 from tracetui.core.trace import writer as ctf
@@ -55,8 +55,8 @@ from tracetui.core.wire import protocol as P
 from tracetui.core.wire.protocol import Change
 
 if TYPE_CHECKING:
-    from tracetui.core.daemon import Daemon, Request
-    from tracetui.core.namespace import Trace, TraceChannel
+    from tracetui.core.daemon.server import Daemon, Request
+    from tracetui.core.daemon.namespace import Trace, TraceChannel
 
 CONSUME_S = 0.05
 FLUSH_S = 0.1
@@ -661,7 +661,7 @@ class Recorder:
 
 
 def install(daemon: Daemon) -> Recorder:
-    from tracetui.core.namespace import RootFile
+    from tracetui.core.daemon.namespace import RootFile
 
     rec = Recorder(daemon)
     daemon.recorder = rec  # type: ignore[attr-defined]

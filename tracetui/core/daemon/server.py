@@ -48,7 +48,7 @@ from pathlib import Path
 
 from tracetui.core.client import rendezvous as runtime
 from tracetui.core.errors import TraceError
-from tracetui.core.namespace import Namespace, RootFile
+from tracetui.core.daemon.namespace import Namespace, RootFile
 from tracetui.core.wire import protocol as P
 from tracetui.core.wire.protocol import Attrs, Change, Header, ProtocolError
 
@@ -59,7 +59,7 @@ _CREDS = struct.Struct("=iII")  # struct ucred: pid, uid, gid
 _ANC_SIZE = socket.CMSG_SPACE(_CREDS.size)
 
 # Modules imported at start whose install(daemon) adds handlers, periodic work and hooks.
-EXTENSION_MODULES: tuple[str, ...] = ("tracetui.core.recorder",)
+EXTENSION_MODULES: tuple[str, ...] = ("tracetui.core.daemon.recorder",)
 
 RCVBUF = 4 << 20  # absorbs bursts from many clients
 DROP_AFTER_S = 1.0  # a client whose socket stays full this long is dropped
