@@ -30,8 +30,7 @@ import pytest
 from tracetui.core import ring
 from tracetui.core.client import AsyncClient, Change, Client, rendezvous, spawn
 from tracetui.core.errors import DaemonNotRunning, DaemonUnreachable, TraceError
-from tracetui.core.model.stats import Stats
-from tracetui.core.daemon.namespace import parse_stats
+from tracetui.core.model.stats import Stats, parse_stats
 from tracetui.core.wire import protocol as P
 
 if TYPE_CHECKING:

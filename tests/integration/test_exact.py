@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetui.core.daemon.namespace import parse_stats
+from tracetui.core.model.stats import parse_stats
 from tracetui.core.trace.packets import Event, Loss
 from tracetui.core.trace.reader import TraceDirectory
 

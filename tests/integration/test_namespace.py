@@ -17,16 +17,15 @@ import pytest
 
 from tracetui.core import ring
 from tracetui.core.client import Client, Entry
-from tracetui.core.errors import TraceError
-from tracetui.core.model.stats import Stats
 from tracetui.core.daemon.namespace import (
     DEFAULT_N_SUBBUF,
     DEFAULT_SUBBUF_SIZE,
     Namespace,
     Trace,
     TraceChannel,
-    parse_stats,
 )
+from tracetui.core.errors import TraceError
+from tracetui.core.model.stats import Stats, parse_stats
 
 if TYPE_CHECKING:
     from conftest import DaemonHandle

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tracetui.core.wire import recording as R
 from tracetui.core.wire import protocol as P
+from tracetui.core.wire import recording as R
 
 
 def one(data: bytes) -> tuple[P.Header, memoryview]:

@@ -23,13 +23,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from tracetui.core.wire import recording as R
 from tracetui.core.client.connection import _ANC_SIZE, Client
 from tracetui.core.errors import TraceError
 from tracetui.core.model.clock import ClockCalibration, TraceClock
 from tracetui.core.model.markers import marker_table
 from tracetui.core.trace.packets import Event, EventDecoder, Stream
 from tracetui.core.wire import protocol as P
+from tracetui.core.wire import recording as R
 
 RCVBUF = 8 << 20  # the bounded queue the daemon fills for this subscriber
 QUEUE_BATCHES = 1024  # batches waiting for an async consumer before they count as dropped

@@ -34,13 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracetui.core.wire import recording as R
 from tracetui.core import ring
 from tracetui.core.client import rendezvous as runtime
 from tracetui.core.client.connection import _ANC_SIZE, _Conn
 from tracetui.core.errors import TraceError
 from tracetui.core.ring import GRACE_S, Channel, RingError
 from tracetui.core.wire import protocol as P
+from tracetui.core.wire import recording as R
 
 PING_S = 1.0
 DEAD_S = 3.5  # no message from the daemon for this long: it is gone

@@ -27,7 +27,6 @@ daemon forwards them to subscribed consoles), and the recording work plugs in th
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import re
@@ -38,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracetui.core import ring
-from tracetui.core.errors import TraceError
 from tracetui.core.daemon.filters import FilterRules, route
 from tracetui.core.daemon.markers import MarkerRegistry
+from tracetui.core.errors import TraceError
 from tracetui.core.model.geometry import MIN_N_SUBBUF, MIN_SUBBUF, parse_size
-from tracetui.core.model.stats import Stats
+from tracetui.core.model.stats import Stats, stats_line
 from tracetui.core.wire.protocol import MAX_PATH, Change, Entry
 
 MAIN = "main"
@@ -63,7 +62,6 @@ CHANNEL_FILES: dict[str, bool] = {
     "filter": True,
     "stats": False,
 }
-STAT_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
 
 
 def default_output(trace: str, created: float) -> str:
@@ -187,23 +185,9 @@ def stats_text(ch: TraceChannel) -> str:
             st = ch.buffers.stats(b)
             total = total + st
             label = "global" if ch.is_global else f"cpu{b}"
-            lines.append(_stats_line(label, st))
-    lines.append(_stats_line("total", total))
+            lines.append(stats_line(label, st))
+    lines.append(stats_line("total", total))
     return "\n".join(lines)
-
-
-def _stats_line(label: str, st: Stats) -> str:
-    return label + "".join(f" {k}={getattr(st, k)}" for k in STAT_FIELDS)
-
-
-def parse_stats(text: str) -> dict[str, Stats]:
-    """Parse a ``stats`` read back into {"cpu0": Stats, ..., "total": Stats}."""
-    out: dict[str, Stats] = {}
-    for line in text.splitlines():
-        label, *pairs = line.split()
-        values = dict(p.split("=", 1) for p in pairs)
-        out[label] = Stats(**{k: int(values.get(k, 0)) for k in STAT_FIELDS})
-    return out
 
 
 class Namespace:

@@ -1,6 +1,6 @@
 """Recording in the daemon: probes, the consumer, CTF output, snapshots and live fan-out.
 
-Installed into the daemon at start (``install(daemon)``, see tracetui.core.daemon):
+Installed into the daemon at start (``install(daemon)``, called by daemon/server.py):
 
 - **Probes.**  A traced process says TT_PROBE_HELLO, registers each marker (TT_MARKER: the
   namespace's registry assigns the id) and receives TT_TARGETS: for each of its markers, the
@@ -45,18 +45,18 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tracetui.core.wire import recording as R
 from tracetui.core import ring
-from tracetui.core.daemon.server import log
+from tracetui.core.daemon.log import log
 from tracetui.core.errors import TraceError
 from tracetui.core.model.formats import check_event_name, parse_format
 from tracetui.core.trace import writer as ctf
 from tracetui.core.wire import protocol as P
+from tracetui.core.wire import recording as R
 from tracetui.core.wire.protocol import Change
 
 if TYPE_CHECKING:
-    from tracetui.core.daemon.server import Daemon, Request
     from tracetui.core.daemon.namespace import Trace, TraceChannel
+    from tracetui.core.daemon.server import Daemon, Request
 
 CONSUME_S = 0.05
 FLUSH_S = 0.1
@@ -664,7 +664,6 @@ def install(daemon: Daemon) -> Recorder:
     from tracetui.core.daemon.namespace import RootFile
 
     rec = Recorder(daemon)
-    daemon.recorder = rec  # type: ignore[attr-defined]
     # `read recording`: the recorder's state as JSON (probes, open outputs, live subscribers).
     daemon.namespace.root_files["recording"] = RootFile(lambda: json.dumps(rec.status()))
     return rec

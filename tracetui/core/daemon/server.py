@@ -9,15 +9,14 @@ The loop is built to be extended without being rewritten (the recording work plu
 
 - ``daemon.handle(msg_type, fn)``: a handler per message type (``fn(req: Request)``; raise
   TraceError to refuse, call ``req.reply``/``req.ack`` to answer); types 0x20-0x2F are reserved
-  for recording (see tracetui.core.protocol);
+  for recording (see tracetui.core.wire.protocol);
 - ``daemon.every(seconds, fn)``: periodic work (the consumer draining buffers every ~50 ms);
 - ``daemon.add_reader(fd, fn)``: another file descriptor to watch;
 - ``daemon.namespace.hooks``: trace start/stop, filter changes, channels added/allocated/freed;
 - ``daemon.peer_gone``: callables told when a client port disappears or is dropped;
 - ``daemon.deferrers``: callables that may hold the reply to a ``write`` (exact start/stop);
 - ``daemon.send(port, datagrams)`` and ``daemon.broadcast(change)`` to push messages;
-- modules named in :data:`EXTENSION_MODULES` are imported at start and their
-  ``install(daemon)`` called.
+- the recorder (daemon/recorder.py) is installed at start, explicitly (``recorder.install``).
 
 ::
 
@@ -32,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
-import importlib
 import os
 import select
 import signal
@@ -47,8 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracetui.core.client import rendezvous as runtime
-from tracetui.core.errors import TraceError
+from tracetui.core.daemon import recorder
+from tracetui.core.daemon.log import log
 from tracetui.core.daemon.namespace import Namespace, RootFile
+from tracetui.core.errors import TraceError
 from tracetui.core.wire import protocol as P
 from tracetui.core.wire.protocol import Attrs, Change, Header, ProtocolError
 
@@ -59,17 +59,12 @@ _CREDS = struct.Struct("=iII")  # struct ucred: pid, uid, gid
 _ANC_SIZE = socket.CMSG_SPACE(_CREDS.size)
 
 # Modules imported at start whose install(daemon) adds handlers, periodic work and hooks.
-EXTENSION_MODULES: tuple[str, ...] = ("tracetui.core.daemon.recorder",)
 
 RCVBUF = 4 << 20  # absorbs bursts from many clients
 DROP_AFTER_S = 1.0  # a client whose socket stays full this long is dropped
 MAX_OUTBOX = 1 << 20  # bytes queued for one client before it is dropped
 MAX_BATCH = 256  # datagrams read per loop turn, so periodic work still runs under load
 MAX_DROPPED_REMEMBERED = 1024
-
-
-def log(message: str) -> None:
-    print(f"tracetui daemon: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -161,6 +156,7 @@ class Daemon:
         self.periodic: list[Periodic] = []
         self.readers: dict[int, Callable[[], None]] = {}
         self.peer_gone: list[Callable[[int], None]] = []
+        self.recorder: recorder.Recorder | None = None  # installed by open()
         # Called after a write was applied; one returning True has taken over the reply (it
         # answers later, e.g. once traced processes acknowledged the change).
         self.deferrers: list[Callable[[Request], bool]] = []
@@ -493,8 +489,7 @@ class Daemon:
             self.sock = sock
             self.port = sock.getsockname()[0]
             self._remove_stale_shm()
-            for name in EXTENSION_MODULES:
-                importlib.import_module(name).install(self)
+            self.recorder = recorder.install(self)
             runtime.write_port_file(self.directory, self.port, P.PROTOCOL_VERSION)
         except OSError as e:
             self._lock.release()

@@ -1,6 +1,6 @@
 """Recording messages of the control protocol (types 0x20-0x2F): probes and live views.
 
-tracetui.core.protocol owns the framing, the control verbs and the codec helpers; this module
+tracetui.core.wire.protocol owns the framing, the control verbs and the codec helpers; this module
 adds the messages recording needs, in the same form (docs/PROTOCOL.md, "Recording"):
 
     TT_PROBE_HELLO    probe -> daemon   request, ack        this socket is a traced process
