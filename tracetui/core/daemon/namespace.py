@@ -1,6 +1,6 @@
 """The control namespace: traces, channels and their files, and the five verbs on paths.
 
-This module owns the model of the seed's debugfs tree and every rule of it; the daemon only
+This module owns the model of the debugfs-style tree and every rule of it; the daemon only
 carries verbs to it over netlink. Layout (``rw`` writable, ``ro`` read-only, ``w`` write-only)::
 
     markers                 ro  one line per registered marker: "id name format"
