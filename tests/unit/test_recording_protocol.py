@@ -82,4 +82,4 @@ def test_live_packet_is_cut_into_parts_and_joins_back() -> None:
         (i, 3, 42, 1, 7, "t/main") for i in range(3)
     ]
     assert all(len(m) < 65_536 for m in msgs)
-    assert b"".join(p.records for p in parts) == records
+    assert b"".join(p.data for p in parts) == records

@@ -39,8 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def format_batch(batch: LiveBatch, as_json: bool) -> list[str]:
     if as_json:
-        return [json.dumps(event_json(e)) for e in batch.events]
-    return [item_line(e) for e in batch.events]
+        return [json.dumps(event_json(e)) for e in batch.items]
+    return [item_line(e) for e in batch.items]
 
 
 def run(args: argparse.Namespace) -> int:

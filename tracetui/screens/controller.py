@@ -202,7 +202,7 @@ class Controller:
             async for batch in watch(path, self.client.runtime_dir):
                 dropped = max(0, batch.dropped_batches - seen_dropped)
                 seen_dropped = max(seen_dropped, batch.dropped_batches)
-                view.append_batch(batch.events, dropped)
+                view.append_batch(batch.items, dropped)
                 for error in batch.errors:
                     self.host.notify(f"Live view of {path}: {error}", severity="warning")
         except TraceError as e:

@@ -22,28 +22,45 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from tracetui.core.client.connection import _ANC_SIZE, Client
 from tracetui.core.errors import TraceError
 from tracetui.core.model.clock import ClockCalibration, TraceClock
 from tracetui.core.model.markers import marker_table
-from tracetui.core.trace.packets import Event, EventDecoder, Stream
+from tracetui.core.model.packet import PACKET_HEADER, PACKET_HEADER_SIZE
+from tracetui.core.trace.packets import (
+    CorruptRecord,
+    Event,
+    EventDecoder,
+    Item,
+    PacketReader,
+    Stream,
+)
 from tracetui.core.wire import protocol as P
 from tracetui.core.wire import recording as R
 
+_TSC = attrgetter("tsc")
 RCVBUF = 8 << 20  # the bounded queue the daemon fills for this subscriber
 QUEUE_BATCHES = 1024  # batches waiting for an async consumer before they count as dropped
 
 
 @dataclass
 class LiveBatch:
-    """The records of one packet of one buffer, decoded, and the losses so far."""
+    """One packet of one buffer, read: its losses and events in order, and dropped batches.
+
+    ``items`` are what the packet reader made of the packet (``Loss`` rows for records the ring
+    discarded or could not take, and for packets that never reached this view, then the
+    events); ``events`` are only the events.  ``dropped_batches`` counts, since the
+    subscription began, the packets this view did not get.
+    """
 
     path: str
     cpu: int
     events: list[Event]
     dropped_batches: int = 0
     errors: list[str] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
 
 
 class LiveWatch(Client):
@@ -76,6 +93,7 @@ class LiveWatch(Client):
         self.clock = TraceClock.from_calibration(cal)
         channel = self.path.split("/")[-1]
         self._decoders: dict[int, EventDecoder] = {}
+        self._readers: dict[int, PacketReader] = {}
         self._stream = lambda cpu: Stream(channel, cpu, "", self.clock)
         self._parts: dict[int, tuple[int, list[bytes]]] = {}  # cpu -> (seq, parts so far)
         self.daemon_dropped = 0
@@ -131,37 +149,45 @@ class LiveWatch(Client):
                 self.local_dropped += 1
             self._parts.pop(part.cpu, None)
             return
-        have[1].append(part.records)
+        have[1].append(part.data)
         if len(have[1]) < part.parts:
             self._parts[part.cpu] = have
             return
         self._parts.pop(part.cpu, None)
-        records = b"".join(have[1])
-        self._on_batch(self._decode(part.cpu, records))
+        packet = b"".join(have[1])
+        self._on_batch(self._decode(part.cpu, packet))
 
-    def _decode(self, cpu: int, records: bytes) -> LiveBatch:
-        dec = self._decoders.get(cpu)
-        if dec is None:
+    def _decode(self, cpu: int, packet: bytes) -> LiveBatch:
+        """Read one whole packet with the packet reader that reads trace files."""
+        reader = self._readers.get(cpu)
+        if reader is None:
             dec = self._decoders[cpu] = EventDecoder(self.markers, self._stream(cpu))
+            # Events and losses in one list, in packet order; the first packet's discard
+            # count is what happened before this view subscribed.
+            reader = self._readers[cpu] = PacketReader(dec, _TSC, 1 << 30, None, False)
         errors: list[str] = []
-        try:
-            items = dec.decode_all(records)
-        except ValueError:
-            # A marker registered after we read the table: read it again, once.
+        items: list[Item] = []
+        if len(packet) < PACKET_HEADER_SIZE:
+            errors.append(f"a live packet of {len(packet)} bytes has no header")
+        else:
+            h = PACKET_HEADER.unpack_from(packet)
             try:
-                with Client(self._rt, self.timeout, name="live") as c:
-                    self.markers = marker_table(c.read("markers"))
-            except TraceError as e:
-                errors.append(str(e))
-            for d in self._decoders.values():
-                d.update(self.markers)
-            try:
-                items = dec.decode_all(records)
-            except ValueError as e:
-                errors.append(str(e))
-                items = []
+                items = reader.items(h, packet)
+            except CorruptRecord:
+                # A marker registered after we read the table: read it again, once.
+                try:
+                    with Client(self._rt, self.timeout, name="live") as c:
+                        self.markers = marker_table(c.read("markers"))
+                except TraceError as e:
+                    errors.append(str(e))
+                for d in self._decoders.values():
+                    d.update(self.markers)
+                try:
+                    items = reader.items(h, packet)
+                except CorruptRecord as e:
+                    errors.append(f"live packet of {self.path} cpu {cpu}: {e}")
         events = [i for i in items if isinstance(i, Event)]
-        return LiveBatch(self.path, cpu, events, self.dropped, errors)
+        return LiveBatch(self.path, cpu, events, self.dropped, errors, items)
 
 
 async def watch(

@@ -618,13 +618,13 @@ class Recorder:
     def _fan_out(self, subs: dict[int, Subscriber], cpu: int, pkt: memoryview) -> None:
         h = ctf.PACKET_HEADER.unpack_from(pkt)
         content = h[5] // 8
-        records = pkt[ctf.PACKET_HEADER_SIZE : content]
-        if not records:
+        if content <= ctf.PACKET_HEADER_SIZE:
             return
+        packet = pkt[:content]  # whole: subscribers read losses from its header
         sock = self.d.sock
         assert sock is not None
         for port, s in list(subs.items()):
-            msgs = R.encode_live_packet(s.path, cpu, h[7], s.dropped, records, self.d.port)
+            msgs = R.encode_live_packet(s.path, cpu, h[7], s.dropped, packet, self.d.port)
             for m in msgs:
                 try:
                     sock.sendto(m, socket.MSG_DONTWAIT, (port, 0))

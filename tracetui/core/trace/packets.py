@@ -281,17 +281,19 @@ class EventDecoder:
 class LossTracker:
     """The losses one packet reveals, given the packets of its buffer before it (see above)."""
 
-    __slots__ = ("prev_disc", "prev_seq")
+    __slots__ = ("prev_disc", "prev_seq", "report_first")
 
-    def __init__(self) -> None:
+    def __init__(self, report_first: bool = True) -> None:
         self.prev_seq = self.prev_disc = -1
+        # A live subscriber joins a buffer mid-way: its first packet's count is history.
+        self.report_first = report_first
 
     def losses(
         self, begin: int, seq: int, disc: int, decoder: StreamDecoder, out: list[Any]
     ) -> None:
         """Append the items reporting what was lost before a packet (``begin`` ticks)."""
         if self.prev_seq < 0:
-            if disc:
+            if disc and self.report_first:
                 out.append(decoder.loss(begin, disc, "events"))
         else:
             if disc > self.prev_disc:
@@ -333,12 +335,13 @@ class PacketReader:
         key: Callable[[Any], Any] | None = None,
         chunk: int = CHUNK,
         begin_key: Callable[[int], Any] | None = None,
+        report_first: bool = True,
     ) -> None:
         self.decoder = decoder
         self.key = key
         self.chunk = chunk
         self.begin_key = begin_key
-        self.tracker = LossTracker()
+        self.tracker = LossTracker(report_first)
 
     def chunks(self, h: tuple[Any, ...], buf: bytes) -> Iterator[tuple[Any, list[Any]]]:
         decoder, key, chunk, begin_key = self.decoder, self.key, self.chunk, self.begin_key

@@ -142,7 +142,7 @@ class ProtocolError(TraceError):
 # ============================================================================== fast encoder
 
 
-def nla(typ: int, payload: bytes) -> bytes:
+def nla(typ: int, payload: bytes | memoryview) -> bytes:
     """One attribute: header, payload, zero padding to 4 bytes."""
     n = 4 + len(payload)
     return _NLA.pack(n, typ) + payload + b"\0" * (-n & 3)

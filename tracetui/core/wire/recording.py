@@ -13,15 +13,17 @@ adds the messages recording needs, in the same form (docs/PROTOCOL.md, "Recordin
     TT_LIVE_SUBSCRIBE client -> daemon  PATH (trace/chan)   reply TT_LIVE_SUBSCRIBE: CLOCK
     TT_LIVE_UNSUBSCRIBE client->daemon  PATH                ack
     TT_LIVE_BATCH     daemon -> client  notification        PATH, CPU, SEQ, PART, PARTS,
-                                                            DROPPED, RECORDS
+                                                            DROPPED, PACKET
 
 TARGET is nested: ID (u32) then one SHM (asciiz shared-memory name) per channel the marker's
 events go to.
 
-A live batch is one packet's records (u16 id, u64 timestamp, payload, exactly as the ring
-buffer stores them), cut into PARTS messages of at most MAX_BATCH bytes so the daemon never
-decodes a record: the receiver joins parts PART = 0..PARTS-1 of packet SEQ of CPU, then decodes
-them with the marker table (`read markers`).  A packet with a missing part is dropped whole by
+A live batch is one whole packet up to its content end (header and context included, then the
+records, exactly as the ring wrote them), cut into PARTS messages of at most MAX_BATCH bytes so
+the daemon never decodes a record: the receiver joins parts PART = 0..PARTS-1 of packet SEQ of
+CPU, then reads it with the packet reader that reads trace files (core/trace/packets.py), so
+the losses the header reveals (discarded and too-big records, missing packets) show where they
+happened.  A packet with a missing part is dropped whole by
 the receiver.  DROPPED counts the packets the daemon could not send this subscriber so far
 because it read too slowly (its queue was full); it never slows the daemon or a writer.
 """
@@ -57,7 +59,7 @@ TT_A_NAME = 20  # asciiz
 TT_A_FORMAT = 21  # asciiz
 TT_A_ID = 22  # u32
 TT_A_TARGET = 23  # nested: TT_T_ID, TT_T_SHM*
-TT_A_RECORDS = 24  # binary: records as the ring buffer stores them
+TT_A_PACKET = 24  # binary: a packet up to its content end, header included
 TT_A_CPU = 25  # u32
 TT_A_DROPPED = 26  # u32
 TT_A_CLOCK = 27  # asciiz JSON: {"freq_hz", "tsc0", "mono_ns0", "real_ns0"}
@@ -155,12 +157,12 @@ def encode_live_subscribe_reply(seq: int, clock: dict[str, float], port: int = 0
 
 
 def encode_live_packet(
-    path: str, cpu: int, seq: int, dropped: int, records: bytes | memoryview, port: int = 0
+    path: str, cpu: int, seq: int, dropped: int, packet: bytes | memoryview, port: int = 0
 ) -> list[bytes]:
-    """One packet's records as PARTS messages."""
+    """One packet (up to its content end) as PARTS messages."""
     head = nla_str(1, path) + nla_u32(TT_A_CPU, cpu) + nla_u32(TT_A_SEQ, seq & 0xFFFFFFFF)
     tail = nla_u32(TT_A_DROPPED, dropped & 0xFFFFFFFF)
-    n = max(1, -(-len(records) // MAX_BATCH))
+    n = max(1, -(-len(packet) // MAX_BATCH))
     return [
         message(
             TT_LIVE_BATCH,
@@ -170,7 +172,7 @@ def encode_live_packet(
             + nla_u32(TT_A_PART, i)
             + nla_u32(TT_A_PARTS, n)
             + tail
-            + nla(TT_A_RECORDS, bytes(records[i * MAX_BATCH : (i + 1) * MAX_BATCH])),
+            + nla(TT_A_PACKET, packet[i * MAX_BATCH : (i + 1) * MAX_BATCH]),
             pid=port,
         )
         for i in range(n)
@@ -185,11 +187,11 @@ class LivePart:
     part: int
     parts: int
     dropped: int
-    records: bytes
+    data: bytes  # this part of the packet
 
 
 def decode_live_part(attrs: Attrs) -> LivePart:
-    raw = attrs.raw(TT_A_RECORDS)
+    raw = attrs.raw(TT_A_PACKET)
     return LivePart(
         attrs.str(1),
         attrs.u32(TT_A_CPU),
