@@ -2,10 +2,11 @@
 
 ``LiveWatch(path)`` opens its own netlink socket (live data never shares a socket with control
 replies), subscribes to ``trace/channel`` and runs one reader thread that ``recv_into``s a
-reusable buffer, joins the parts of each packet, decodes the records with the marker table
-(``read markers``, read again when an unknown id shows up) and hands one ``LiveBatch`` per
-packet to a callback.  ``watch(path)`` is the asyncio face for the console: an async iterator
-of batches bridged from the thread, one loop wake-up per packet, never one per record.
+reusable buffer, joins the parts of each packet, reads it with the packet reader of trace files
+and the marker table (``read markers`` at subscription, then the definitions the daemon pushes
+on this socket), and hands one ``LiveBatch`` per packet to a callback.  ``watch(path)`` is
+the asyncio face for the console: an async iterator of batches bridged from the thread, one
+loop wake-up per packet, never one per record.
 
 Losses are visible, never hidden: ``LiveBatch.dropped_batches`` counts packets this view did
 not get, whether the daemon could not send them (this socket was full: the daemon never waits
@@ -27,7 +28,7 @@ from operator import attrgetter
 from tracetui.core.client.connection import _ANC_SIZE, Client
 from tracetui.core.errors import TraceError
 from tracetui.core.model.clock import ClockCalibration, TraceClock
-from tracetui.core.model.markers import marker_table
+from tracetui.core.model.markers import Marker, marker_table
 from tracetui.core.model.packet import PACKET_HEADER, PACKET_HEADER_SIZE
 from tracetui.core.trace.packets import (
     CorruptRecord,
@@ -77,7 +78,6 @@ class LiveWatch(Client):
         super().__init__(runtime_dir, timeout, name="live")
         self.path = path.strip("/")
         self._on_batch = on_batch
-        self._rt = runtime_dir
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < rcvbuf:
             with contextlib.suppress(OSError):  # past rmem_max: root may force it
@@ -94,6 +94,7 @@ class LiveWatch(Client):
         channel = self.path.split("/")[-1]
         self._decoders: dict[int, EventDecoder] = {}
         self._readers: dict[int, PacketReader] = {}
+        self._marker_errors: list[str] = []
         self._stream = lambda cpu: Stream(channel, cpu, "", self.clock)
         self._parts: dict[int, tuple[int, list[bytes]]] = {}  # cpu -> (seq, parts so far)
         self.daemon_dropped = 0
@@ -136,6 +137,18 @@ class LiveWatch(Client):
             for header, payload in P.iter_messages(view[:n]):
                 if header.type == R.TT_LIVE_BATCH:
                     self._part(R.decode_live_part(P.Attrs.parse(payload)))
+                elif header.type == R.TT_LIVE_MARKER:
+                    self._marker(*R.decode_live_marker(P.Attrs.parse(payload)))
+
+    def _marker(self, mid: int, name: str, fmt: str) -> None:
+        """A marker the daemon registered since we subscribed (pushed on this socket)."""
+        try:
+            self.markers[mid] = Marker.make(mid, name, fmt)
+        except ValueError as e:
+            self._marker_errors.append(f"marker {mid} {name}: {e}")
+            return
+        for d in self._decoders.values():
+            d.update(self.markers)
 
     def _part(self, part: R.LivePart) -> None:
         self.daemon_dropped = part.dropped
@@ -171,21 +184,13 @@ class LiveWatch(Client):
             errors.append(f"a live packet of {len(packet)} bytes has no header")
         else:
             h = PACKET_HEADER.unpack_from(packet)
+            # Markers registered later arrive on this socket before their events (_marker).
             try:
                 items = reader.items(h, packet)
-            except CorruptRecord:
-                # A marker registered after we read the table: read it again, once.
-                try:
-                    with Client(self._rt, self.timeout, name="live") as c:
-                        self.markers = marker_table(c.read("markers"))
-                except TraceError as e:
-                    errors.append(str(e))
-                for d in self._decoders.values():
-                    d.update(self.markers)
-                try:
-                    items = reader.items(h, packet)
-                except CorruptRecord as e:
-                    errors.append(f"live packet of {self.path} cpu {cpu}: {e}")
+            except CorruptRecord as e:
+                errors.append(f"live packet of {self.path} cpu {cpu}: {e}")
+        errors += self._marker_errors
+        self._marker_errors.clear()
         events = [i for i in items if isinstance(i, Event)]
         return LiveBatch(self.path, cpu, events, self.dropped, errors, items)
 

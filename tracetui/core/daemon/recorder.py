@@ -207,6 +207,10 @@ class Recorder:
                 except OSError as e:
                     self._output_failed(self.ns.traces[trace], e)
             self.d.broadcast(Change("state", "markers", f"{mid} {name} {text}".rstrip()))
+            # Live subscribers learn it on their own socket, before any packet holding it.
+            ports = {port for subs in self.subs.values() for port in subs}
+            for port in ports:
+                self.d.send(port, [R.encode_live_marker(mid, name, text, self.d.port)])
         p.markers.add(mid)
         p.last_seen = time.monotonic()
         req.reply([R.nla_u32(R.TT_A_ID, mid), R.nla_str(R.TT_A_NAME, name)])

@@ -54,6 +54,7 @@ TT_LIVE_UNSUBSCRIBE = 0x25
 TT_LIVE_BATCH = 0x26
 TT_TARGETS_ACK = 0x27
 TT_LOST = 0x28
+TT_LIVE_MARKER = 0x29
 
 TT_A_NAME = 20  # asciiz
 TT_A_FORMAT = 21  # asciiz
@@ -81,6 +82,7 @@ RECORDING_NAMES = {
     TT_LIVE_BATCH: "live-batch",
     TT_TARGETS_ACK: "targets-ack",
     TT_LOST: "lost",
+    TT_LIVE_MARKER: "live-marker",
 }
 
 # Bytes of records per batch message: one NLA holds at most 65,535 bytes.
@@ -177,6 +179,17 @@ def encode_live_packet(
         )
         for i in range(n)
     ]
+
+
+def encode_live_marker(mid: int, name: str, fmt: str, port: int = 0) -> bytes:
+    """A marker registered after a subscription began: its definition, on the live socket."""
+    body = nla_u32(TT_A_ID, mid) + nla_str(TT_A_NAME, name) + nla_str(TT_A_FORMAT, fmt)
+    return message(TT_LIVE_MARKER, 0, 0, body, pid=port)
+
+
+def decode_live_marker(attrs: Attrs) -> tuple[int, str, str]:
+    """(id, name, format) of a TT_LIVE_MARKER."""
+    return attrs.u32(TT_A_ID), attrs.str(TT_A_NAME), attrs.str(TT_A_FORMAT, "")
 
 
 @dataclass(frozen=True)
