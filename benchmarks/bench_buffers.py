@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from tracetui.core.buffers import Channel, bench_write
+from tracetui.core.ring import Channel, bench_write
 
 RECORD = 48  # bytes per record, header included
 PAYLOAD = RECORD - 10

@@ -37,7 +37,7 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Footer, Header
 
-from tracetui.core import runtime
+from tracetui.core.client import rendezvous
 from tracetui.widgets.fixtures import demo_events
 from tracetui.widgets.live_view import LiveViewPane
 
@@ -182,7 +182,7 @@ def _first_frame(setup: str, args: str, runs: int) -> float:
     for _ in range(runs):
         start = time.monotonic()
         out = subprocess.run(
-            runtime.python_command("-c", code, repr(start)),
+            rendezvous.python_command("-c", code, repr(start)),
             capture_output=True,
             text=True,
             check=True,

@@ -29,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracetui.core import runtime
-from tracetui.core.client import AsyncClient, Client
+from tracetui.core.client import AsyncClient, Client, rendezvous, spawn
 
 
 def rss_kb(pid: int) -> int:
@@ -121,7 +120,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tracetui-bench-") as tmp:
         directory = Path(tmp) / "run"
         env = {"XDG_DATA_HOME": str(Path(tmp) / "data")}
-        proc = runtime.spawn_daemon(directory, env={**os.environ, **env})
+        proc = spawn.spawn_daemon(directory, env={**os.environ, **env})
         try:
             with Client(str(directory)) as c:
                 c.mkdir("bench")
@@ -140,14 +139,14 @@ def main() -> int:
             for _ in range(10):
                 t0 = time.perf_counter()
                 subprocess.run(
-                    runtime.python_command("-m", "tracetui", "--runtime-dir", str(directory),
+                    rendezvous.python_command("-m", "tracetui", "--runtime-dir", str(directory),
                                            "read", "bench/main/flight"),
                     check=True,
                     capture_output=True,
                 )  # fmt: skip
                 cli.append((time.perf_counter() - t0) * 1000)
         finally:
-            runtime.stop_daemon(proc)
+            spawn.stop_daemon(proc)
 
     result = {
         "rtt_us_p50": round(statistics.median(rtt), 1),

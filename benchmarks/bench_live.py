@@ -26,9 +26,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tracetui.core import runtime
-from tracetui.core.client import Client
-from tracetui.core.live import LiveBatch, LiveWatch
+from tracetui.core.client import Client, rendezvous, spawn
+from tracetui.core.client.live import LiveBatch, LiveWatch
 
 EMITTER = textwrap.dedent(
     """
@@ -70,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="tracetui-bench-live-") as tmp:
         rt = Path(tmp) / "run"
-        env = {**os.environ, runtime.ENV: str(rt), "XDG_DATA_HOME": tmp}
-        daemon = runtime.spawn_daemon(rt)
+        env = {**os.environ, rendezvous.ENV: str(rt), "XDG_DATA_HOME": tmp}
+        daemon = spawn.spawn_daemon(rt)
         try:
             with Client(str(rt)) as c:
                 c.mkdir("live")
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 lw = LiveWatch("live/main", on_batch, str(rt)).start()
                 emitter = subprocess.Popen(
-                    runtime.python_command("-c", EMITTER, str(args.rate), str(args.seconds)),
+                    rendezvous.python_command("-c", EMITTER, str(args.rate), str(args.seconds)),
                     stdout=subprocess.PIPE,
                     text=True,
                     env=env,
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 stats = c.read("live/main/stats").splitlines()[-1]
                 c.write("live/start", "0")
         finally:
-            runtime.stop_daemon(daemon)
+            spawn.stop_daemon(daemon)
 
     lat = sorted(latencies) or [0.0]
     result = {

@@ -11,7 +11,7 @@ call - the same bare loop) / count:
   py_emit_ints_ns  `m(a, b, c)`, three integers (%d %d %lu)
   py_emit_str_ns   `m(a, b, s)`, two integers and a 16-character string
 
-and, measured in the same run so ratios survive a noisy machine (DESIGN.md's references):
+and, measured in the same run so ratios survive a noisy machine (the references):
 
   ref_capi_emit_ns         `f(a, b, c)`, a hand-written METH_FASTCALL C function converting
                            three integers and writing them with an rdtsc timestamp into the
@@ -45,7 +45,7 @@ from types import ModuleType
 os.environ.setdefault("TRACETUI_RUNTIME_DIR", f"/tmp/tracetui-bench-{os.getpid()}")
 
 from tracetui import probe
-from tracetui.core.buffers import Channel, ttrb_write_u64x3_address
+from tracetui.core.ring import Channel, ttrb_write_u64x3_address
 
 
 def _bare(count: int) -> float:

@@ -9,7 +9,7 @@ consumer loop the daemon uses (get_packet / write_packet / put_packet).
 
 Measures (medians of --repeat runs):
 
-    read_eps      events/s iterating tracetui.core.reader.Trace, every
+    read_eps      events/s iterating tracetui.core.trace.reader.Trace, every
                   field decoded (Event.values) and the merge across streams
     read_dict_eps same, building each event's ``fields`` dict too
     dump_eps      events/s of ``tracetui dump DIR > /dev/null`` (a process)
@@ -31,9 +31,12 @@ import tempfile
 import time
 import uuid
 
-from tracetui.core import buffers, runtime
-from tracetui.core.ctf import Marker, TraceWriter
-from tracetui.core.reader import Event, Trace
+from tracetui.core import ring
+from tracetui.core.client import rendezvous
+from tracetui.core.model.markers import Marker
+from tracetui.core.trace.packets import Event
+from tracetui.core.trace.reader import TraceDirectory
+from tracetui.core.trace.writer import TraceWriter
 
 INTS = Marker.make(0, "bench_ints", "a %d b %d c %d")
 STRS = Marker.make(1, "bench_str", "pid %d tid %d comm %s")
@@ -42,11 +45,9 @@ STRS = Marker.make(1, "bench_str", "pid %d tid %d comm %s")
 def build_trace(path: str, n_events: int, run: int) -> None:
     """Record ``n_events`` through a real channel and write them as CTF."""
     trace_uuid = uuid.uuid4().bytes
-    writer = TraceWriter(
-        path, uuid=trace_uuid, calibration=buffers.calibrate(), markers=[INTS, STRS]
-    )
+    writer = TraceWriter(path, uuid=trace_uuid, calibration=ring.calibrate(), markers=[INTS, STRS])
     name = f"/tracetui-bench-{os.getpid()}"
-    chan = buffers.Channel.create(name, 256 * 1024, 8, nbuf=2, uuid=trace_uuid)
+    chan = ring.Channel.create(name, 256 * 1024, 8, nbuf=2, uuid=trace_uuid)
     enc_i, enc_s = INTS.format.encode, STRS.format.encode
     comm = "benchmark-proc-1"  # 16 characters
 
@@ -82,12 +83,12 @@ def read_once(path: str, dicts: bool) -> tuple[int, float]:
     n = 0
     # A consumer tells events from losses, then reads the decoded values.
     if dicts:
-        for e in Trace(path):
+        for e in TraceDirectory(path):
             if type(e) is Event:
                 e.fields  # noqa: B018 - building the dict is what is measured
                 n += 1
     else:
-        for e in Trace(path):
+        for e in TraceDirectory(path):
             if type(e) is Event:
                 e.values  # noqa: B018
                 n += 1
@@ -113,7 +114,7 @@ def main() -> int:
     try:
         if not os.path.exists(os.path.join(path, "metadata")):
             build_trace(path, args.events, args.run)
-        n = sum(1 for _ in Trace(path))
+        n = sum(1 for _ in TraceDirectory(path))
         res: dict[str, float | int] = {"events": n}
         res["read_eps"] = n / statistics.median(
             read_once(path, False)[1] for _ in range(args.repeat)
@@ -121,7 +122,7 @@ def main() -> int:
         res["read_dict_eps"] = n / statistics.median(
             read_once(path, True)[1] for _ in range(args.repeat)
         )
-        dump = runtime.python_command("-m", "tracetui", "dump", path)
+        dump = rendezvous.python_command("-m", "tracetui", "dump", path)
         res["dump_eps"] = n / statistics.median(run_cmd(dump) for _ in range(args.repeat))
         bt2 = shutil.which("babeltrace2")
         if bt2:

@@ -81,7 +81,7 @@ def log_figures(count: int) -> tuple[float, float]:
     """(bridge, FileHandler) ns per `logger.info("a=%d", 1)`; the reference first, before
     the bridge is installed in this process."""
     from tracetui.core import logbridge
-    from tracetui.core.buffers import Channel
+    from tracetui.core.ring import Channel
 
     log = logging.getLogger("tracetui-bench-run")
     log.propagate = False
@@ -126,13 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-count", type=int, default=20_000)
     args = ap.parse_args(argv)
 
-    from tracetui.core import runtime
-    from tracetui.core.client import Client
+    from tracetui.core.client import Client, rendezvous, spawn
 
     tmp = Path(tempfile.mkdtemp(prefix="tracetui-bench-run-"))
-    env = {**os.environ, runtime.ENV: str(tmp / "rt"), "XDG_DATA_HOME": str(tmp / "data")}
-    os.environ[runtime.ENV] = env[runtime.ENV]
-    daemon = runtime.spawn_daemon(tmp / "rt", env=env)
+    env = {**os.environ, rendezvous.ENV: str(tmp / "rt"), "XDG_DATA_HOME": str(tmp / "data")}
+    os.environ[rendezvous.ENV] = env[rendezvous.ENV]
+    daemon = spawn.spawn_daemon(tmp / "rt", env=env)
     py = sys.executable
     run = [py, "-m", "tracetui", "run"]
     fib = tmp / "fib.py"
@@ -171,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
                        env)  # fmt: skip
             done = time.monotonic_ns()
             runs["trace_ready_ms"].append((done - int(out.split()[-1])) / 1e6)
-            with Client(env[runtime.ENV]) as c:
+            with Client(env[rendezvous.ENV]) as c:
                 total = c.read(f"ready{i}/main/stats").splitlines()[-1].split()
             stats = dict(kv.split("=", 1) for kv in total[1:])
             ready_lost = int(stats["discarded"]) + int(stats["too_big"])
             ready_recorded = int(stats["recorded"])
         log_ns, file_ns = log_figures(args.log_count)
     finally:
-        runtime.stop_daemon(daemon)
+        spawn.stop_daemon(daemon)
         shutil.rmtree(tmp, ignore_errors=True)
     result: dict[str, object] = {k: round(statistics.median(v), 1) for k, v in runs.items() if v}
     if not viz:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tracetui.core import runtime
-from tracetui.core.client import Client
+from tracetui.core.client import Client, rendezvous, spawn
 
 
 @dataclass
@@ -35,7 +34,7 @@ class DaemonHandle:
         return self.proc.pid
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, runtime.ENV: str(self.runtime_dir)}
+        return {**os.environ, rendezvous.ENV: str(self.runtime_dir)}
 
     def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``python -m tracetui ARGS`` against this daemon."""
@@ -58,24 +57,24 @@ class DaemonHandle:
 
     def log(self) -> str:
         try:
-            return (self.runtime_dir / runtime.LOG_FILE).read_text()
+            return (self.runtime_dir / rendezvous.LOG_FILE).read_text()
         except OSError:
             return ""
 
 
 def start_daemon(directory: Path) -> DaemonHandle:
     """Spawn a daemon for DIRECTORY; its default trace outputs go under DIRECTORY/data."""
-    env = {**os.environ, runtime.ENV: str(directory), "XDG_DATA_HOME": str(directory / "data")}
-    proc = runtime.spawn_daemon(directory, env=env)
+    env = {**os.environ, rendezvous.ENV: str(directory), "XDG_DATA_HOME": str(directory / "data")}
+    proc = spawn.spawn_daemon(directory, env=env)
     return DaemonHandle(directory, proc, Client(str(directory)))
 
 
 def finish_daemon(handle: DaemonHandle) -> None:
     handle.client.close()
     pid = handle.proc.pid
-    runtime.stop_daemon(handle.proc)
+    spawn.stop_daemon(handle.proc)
     assert handle.proc.returncode == 0, handle.log()
-    assert not (handle.runtime_dir / runtime.PORT_FILE).exists()
+    assert not (handle.runtime_dir / rendezvous.PORT_FILE).exists()
     leftovers = glob.glob(f"/dev/shm/tracetui-{os.getuid()}-{pid}-*")
     assert leftovers == [], f"the daemon left shared memory behind: {leftovers}"
 
@@ -83,7 +82,7 @@ def finish_daemon(handle: DaemonHandle) -> None:
 @pytest.fixture
 def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonHandle]:
     directory = tmp_path / "run"
-    monkeypatch.setenv(runtime.ENV, str(directory))
+    monkeypatch.setenv(rendezvous.ENV, str(directory))
     handle = start_daemon(directory)
     try:
         yield handle

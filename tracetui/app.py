@@ -26,7 +26,7 @@ from tracetui.widgets.live_view import DEFAULT_HISTORY
 
 if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
-    from tracetui.widgets.state import ChannelStats, NamespaceState
+    from tracetui.core.client.state import ChannelStats, NamespaceState
 
 
 class TraceConsole(App[int]):
@@ -96,10 +96,9 @@ class TraceConsole(App[int]):
             pane.view.drain()
 
     async def _connect(self) -> None:
-        from tracetui.core import runtime
-        from tracetui.core.client import AsyncClient
+        from tracetui.core.client import AsyncClient, rendezvous
 
-        rd = runtime.runtime_dir(self.runtime_dir)
+        rd = rendezvous.runtime_dir(self.runtime_dir)
         try:
             self.client = await AsyncClient.connect(rd)
         except TraceError as e:
@@ -171,8 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: Sequence[str] | None = None) -> int:
     """Run the console; the exit status (0, or 1 with one sentence on stderr)."""
     from tracetui.core import layout as layouts
-    from tracetui.core import runtime
-    from tracetui.core.client import Client
+    from tracetui.core.client import Client, rendezvous, spawn
 
     opts = _parser().parse_args(list(args) if args is not None else None)
     if not layouts.MIN_HISTORY <= opts.history <= layouts.MAX_HISTORY:
@@ -188,7 +186,7 @@ def main(args: Sequence[str] | None = None) -> int:
         except layouts.LayoutError as e:
             print(f"tracetui: {e}", file=sys.stderr)
             return 1
-    rd = runtime.runtime_dir(opts.runtime_dir)
+    rd = rendezvous.runtime_dir(opts.runtime_dir)
     daemon: subprocess.Popen[bytes] | None = None
     workload: subprocess.Popen[bytes] | None = None
     try:
@@ -196,11 +194,11 @@ def main(args: Sequence[str] | None = None) -> int:
             Client(rd).close()
         except TraceError:
             # Nobody answers: start a daemon of our own (stopped on exit unless --keep-daemon).
-            daemon = runtime.spawn_daemon(rd, detach=opts.keep_daemon)
+            daemon = spawn.spawn_daemon(rd, detach=opts.keep_daemon)
         if opts.demo:
             env = dict(os.environ, TRACETUI_RUNTIME_DIR=str(rd))
             workload = subprocess.Popen(
-                runtime.python_command("-m", "tracetui.demo"),
+                rendezvous.python_command("-m", "tracetui.demo"),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -221,7 +219,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 workload.kill()
                 workload.wait()
         if daemon is not None and not opts.keep_daemon:
-            runtime.stop_daemon(daemon)
+            spawn.stop_daemon(daemon)
 
 
 if __name__ == "__main__":

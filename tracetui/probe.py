@@ -6,7 +6,7 @@
     if switch.enabled:          # a plain attribute read: skip argument work when off
         switch(a, b, expensive())
 
-A marker is a name and a format (tracetui.core.formats).  A bad name or
+A marker is a name and a format (tracetui.core.model.formats).  A bad name or
 format raises ValueError when the marker is defined; a wrong number or type
 of arguments raises TypeError (an integer out of its field's range raises
 OverflowError from the fast integer path, TypeError elsewhere) — those are
@@ -20,7 +20,7 @@ default), so every event emitted after ``marker()`` returns is recorded or count
 With no daemon it does not wait at all.  If the wait times out, the marker reads as enabled
 until its targets come, and what it emits meanwhile is counted and reported as lost.
 
-How events travel: markers register with the daemon (tracetui.core.probeclient,
+How events travel: markers register with the daemon (tracetui.core.client.probe,
 a background thread), which assigns each a 16-bit id and tells the process,
 whenever traces start or stop, filters change or channels are added, which
 channels (shared-memory ring buffers) each marker's events go to.  Emitting
@@ -40,9 +40,9 @@ import threading
 import time
 from typing import Any
 
-from tracetui.core.buffers import NativeMarker
 from tracetui.core.cmarker import c_marker
-from tracetui.core.formats import MarkerFormat, check_event_name, parse_format
+from tracetui.core.model.formats import MarkerFormat, check_event_name, parse_format
+from tracetui.core.ring import NativeMarker
 
 __all__ = ["Marker", "logging_handler", "marker", "markers"]
 
@@ -155,7 +155,7 @@ def _runtime() -> Any:
     global _rt, _rt_pid
     pid = os.getpid()
     if _rt is None or _rt_pid != pid:
-        from tracetui.core.probeclient import ProbeClient
+        from tracetui.core.client.probe import ProbeClient
 
         created = None
         with _lock:

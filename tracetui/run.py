@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tracetui.core import runtime
+from tracetui.core.client import rendezvous, spawn
 from tracetui.core.errors import DaemonNotRunning, TraceError
 
 EXIT_USAGE = 2
@@ -120,13 +120,13 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         return _fail(f"tracing is not available in this installation ({e})")
 
-    directory = runtime.runtime_dir(getattr(args, "runtime_dir", None))
+    directory = rendezvous.runtime_dir(getattr(args, "runtime_dir", None))
     daemon = None
     try:
         session = _Session(directory, args.trace)
     except DaemonNotRunning:
         try:
-            daemon = runtime.spawn_daemon(directory, detach=args.keep)
+            daemon = spawn.spawn_daemon(directory, detach=args.keep)
             session = _Session(directory, args.trace)
         except TraceError as e:
             return _fail(f"cannot start a daemon: {e}", EXIT_TRACE)
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         except TraceError as e:
             _fail(f"could not stop trace {session.name}: {e}", EXIT_TRACE)
         if daemon is not None and not args.keep:
-            runtime.stop_daemon(daemon)
+            spawn.stop_daemon(daemon)
     if status < 0:
         _die_like(-status)
     return status
@@ -204,7 +204,7 @@ def _run_program(cmd: list[str], directory: Path, config: dict[str, Any]) -> int
     env["PYTHONPATH"] = os.pathsep.join(p for p in (boot, pkg_parent, old) if p)
     env["TRACETUI_RUN_PATH"] = pkg_parent
     env["TRACETUI_RUN"] = json.dumps(config)
-    env[runtime.ENV] = str(directory)
+    env[rendezvous.ENV] = str(directory)
     # The terminal's SIGINT/SIGQUIT go to the program (same process group): we wait for it.
     ignored = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
     try:

@@ -104,15 +104,15 @@ def markers(k: int) -> None:
 
 
 def hold() -> None:
-    from tracetui.core import buffers
+    from tracetui.core import ring
 
     m = probe.marker("held_ev", "seq %lu")
-    buffers.test_hold(True)
+    ring.test_hold(True)
     # Through cffi's typed emitter, which releases the GIL around the C call: a C marker
     # holds the GIL while it emits, so a held emit would freeze the whole process.
     emit = m.native.fast_emitter(functools.partial)
     threading.Thread(target=emit, args=(1,), daemon=True).start()
-    while buffers.test_held() == 0:
+    while ring.test_held() == 0:
         time.sleep(0.001)
     print("held", flush=True)
     while True:

@@ -11,8 +11,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tracetui.core import buffers
-from tracetui.core.ctf import Marker, TraceWriter
+from tracetui.core import ring
+from tracetui.core.model.markers import Marker
+from tracetui.core.trace.writer import TraceWriter
 
 
 class TraceBuilder:
@@ -21,17 +22,17 @@ class TraceBuilder:
     def __init__(self, path: Path, markers: list[Marker]) -> None:
         self.path = path
         self.uuid = uuid.uuid4().bytes
-        self.cal = buffers.calibrate(0.005)
+        self.cal = ring.calibrate(0.005)
         self.writer = TraceWriter(path, uuid=self.uuid, calibration=self.cal, markers=markers)
         self.markers = {m.id: m for m in markers}
-        self.channels: dict[str, buffers.Channel] = {}
+        self.channels: dict[str, ring.Channel] = {}
 
     def channel(
         self, name: str, *, nbuf: int = 2, is_global: bool = False, flight: bool = False,
         subbuf: int = 4096, n_subbuf: int = 4,
-    ) -> buffers.Channel:  # fmt: skip
+    ) -> ring.Channel:  # fmt: skip
         shm = f"/tt-test-trace-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        ch = buffers.Channel.create(
+        ch = ring.Channel.create(
             shm, subbuf, n_subbuf, nbuf=nbuf, is_global=is_global, flight=flight, uuid=self.uuid
         )
         ch.unlink()  # the mapping lives on; nothing is left in /dev/shm

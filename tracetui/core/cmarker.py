@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tracetui.core.buffers import NativeMarker, emitter_addresses
-from tracetui.core.formats import MarkerFormat
+from tracetui.core.model.formats import MarkerFormat
+from tracetui.core.ring import NativeMarker, emitter_addresses
 
 _ttpy: Any
 try:

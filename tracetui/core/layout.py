@@ -1,8 +1,7 @@
 """Session layouts: what a console session was looking at, saved to TOML and restored later.
 
-This module owns the layout schema (versioned), its TOML reader (``tomllib``) and writer (a small
-one of its own: layouts only need strings, integers, booleans, arrays of strings and tables),
-where layouts live by default, and the two operations on a daemon:
+The schema (versioned) and its TOML text are core/model/layout.py's; this module owns where
+layouts live by default, reading and writing layout files, and the operations on a daemon:
 
 - :func:`capture` reads traces, channels, their settings, trace filters and channel routing from
   the daemon and adds the console's open live views and focus;
@@ -22,24 +21,54 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-SCHEMA_VERSION = 1
-DEFAULT_HISTORY = 100_000
-MIN_HISTORY = 100
-MAX_HISTORY = 10_000_000
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+from tracetui.core.client.state import parse_rules, read_trace
+from tracetui.core.model.layout import (
+    DEFAULT_HISTORY,
+    MAX_HISTORY,
+    MIN_HISTORY,
+    SCHEMA_VERSION,
+    ChannelLayout,
+    Layout,
+    LayoutError,
+    TraceLayout,
+    ViewLayout,
+    dumps,
+    loads,
+)
+
+__all__ = [
+    "DEFAULT_HISTORY",
+    "MAX_HISTORY",
+    "MIN_HISTORY",
+    "SCHEMA_VERSION",
+    "ChannelLayout",
+    "Conflict",
+    "Layout",
+    "LayoutError",
+    "Plan",
+    "Resolution",
+    "TraceLayout",
+    "ViewLayout",
+    "apply",
+    "capture",
+    "default_dir",
+    "dumps",
+    "list_layouts",
+    "load",
+    "loads",
+    "plan",
+    "resolve",
+    "save",
+]
+
 _LAYOUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 Resolution = Literal["keep", "replace"]
-
-
-class LayoutError(Exception):
-    """A layout that cannot be read, written or applied; ``str()`` is one sentence."""
 
 
 class NamespaceClient(Protocol):
@@ -50,55 +79,6 @@ class NamespaceClient(Protocol):
     async def rmdir(self, path: str) -> Any: ...
     async def read(self, path: str) -> str: ...
     async def write(self, path: str, value: str) -> Any: ...
-
-
-# --------------------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class ChannelLayout:
-    """One channel's settings and routing filter."""
-
-    name: str
-    subbuf_size: int
-    n_subbuf: int
-    flight: bool = False
-    is_global: bool = False
-    allocated: bool = False
-    filter: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TraceLayout:
-    """One trace: its event filter, output directory and channels (``main`` first)."""
-
-    name: str
-    filter: tuple[str, ...] = ()
-    output: str | None = None
-    channels: tuple[ChannelLayout, ...] = ()
-
-
-@dataclass(frozen=True)
-class ViewLayout:
-    """One open live view and its display settings."""
-
-    channel: str  # "trace/channel"
-    follow: bool = True
-    name_filter: str = ""
-    search: str = ""
-    show_cpu: bool = True
-    absolute_time: bool = False
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A whole session: traces, live views, focus, console settings."""
-
-    traces: tuple[TraceLayout, ...] = ()
-    views: tuple[ViewLayout, ...] = ()
-    selected: str | None = None  # tree node path: "", "markers", "t", "t/c"
-    focus: str | None = None  # "tree", or "view:t/c"
-    history: int = DEFAULT_HISTORY
 
 
 @dataclass(frozen=True)
@@ -147,88 +127,6 @@ def resolve(name_or_path: str, directory: Path | None = None) -> Path:
     return (directory or default_dir()) / f"{text}.toml"
 
 
-# ------------------------------------------------------------------------------------ writing
-
-
-def _toml_str(value: str) -> str:
-    out = ['"']
-    for ch in value:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _toml_value(value: object) -> str:
-    # bool before int: bool is an int subclass.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return _toml_str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to a layout")
-
-
-def _kv(key: str, value: object) -> str:
-    return f"{key} = {_toml_value(value)}"
-
-
-def dumps(layout: Layout) -> str:
-    """The layout as TOML text (read back by :func:`loads`)."""
-    lines = [
-        "# tracetui session layout",
-        _kv("version", SCHEMA_VERSION),
-        "",
-        "[console]",
-        _kv("history", layout.history),
-    ]
-    if layout.selected is not None:
-        lines.append(_kv("selected", layout.selected))
-    if layout.focus is not None:
-        lines.append(_kv("focus", layout.focus))
-    for trace in layout.traces:
-        lines += ["", "[[trace]]", _kv("name", trace.name), _kv("filter", list(trace.filter))]
-        if trace.output is not None:
-            lines.append(_kv("output", trace.output))
-        for chan in trace.channels:
-            lines += [
-                "",
-                "[[trace.channel]]",
-                _kv("name", chan.name),
-                _kv("subbuf_size", chan.subbuf_size),
-                _kv("n_subbuf", chan.n_subbuf),
-                _kv("flight", chan.flight),
-                _kv("global", chan.is_global),
-                _kv("allocate", chan.allocated),
-                _kv("filter", list(chan.filter)),
-            ]
-    for view in layout.views:
-        lines += [
-            "",
-            "[[view]]",
-            _kv("channel", view.channel),
-            _kv("follow", view.follow),
-            _kv("name_filter", view.name_filter),
-            _kv("search", view.search),
-            _kv("show_cpu", view.show_cpu),
-            _kv("absolute_time", view.absolute_time),
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def save(layout: Layout, path: Path) -> Path:
     """Write the layout atomically (temp file + rename) with mode 0600; return the path."""
     text = dumps(layout)
@@ -242,197 +140,6 @@ def save(layout: Layout, path: Path) -> Path:
     except OSError as e:
         raise LayoutError(f"Cannot save the layout to {path}: {e.strerror or e}.") from None
     return path
-
-
-# ------------------------------------------------------------------------------------ reading
-
-
-class _Checker:
-    """Type checks for one table of the file, with the location in every message."""
-
-    def __init__(self, table: object, where: str) -> None:
-        if not isinstance(table, dict):
-            raise LayoutError(f"{where} must be a table.")
-        self.table: dict[str, Any] = table
-        self.where = where
-
-    def known(self, keys: Iterable[str]) -> None:
-        unknown = sorted(set(self.table) - set(keys))
-        if unknown:
-            raise LayoutError(f"{self.where} has an unknown key {unknown[0]!r}.")
-
-    def _get(self, key: str, required: bool) -> Any:
-        if key not in self.table:
-            if required:
-                raise LayoutError(f"{self.where} is missing {key!r}.")
-            return None
-        return self.table[key]
-
-    def string(self, key: str, *, required: bool = False, default: str | None = None) -> Any:
-        value = self._get(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise LayoutError(f"{self.where}: {key!r} must be a string.")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise LayoutError(f"{self.where}: {key!r} must be true or false.")
-        return value
-
-    def integer(self, key: str, *, required: bool = False, default: int = 0) -> int:
-        value = self._get(key, required)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise LayoutError(f"{self.where}: {key!r} must be an integer.")
-        return value
-
-    def size(self, key: str) -> int:
-        """An integer, or a string like "256K" (the same syntax the namespace accepts)."""
-        value = self._get(key, True)
-        if isinstance(value, str):
-            from tracetui.core.buffers import parse_size
-
-            try:
-                return parse_size(value)
-            except ValueError as e:
-                raise LayoutError(f"{self.where}: {key!r}: {e}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise LayoutError(f'{self.where}: {key!r} must be a size like 262144 or "256K".')
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self._get(key, False)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise LayoutError(f"{self.where}: {key!r} must be a list of strings.")
-        for rule in value:
-            if not rule.strip() or "\n" in rule:
-                raise LayoutError(f"{self.where}: {key!r} has an empty or multi-line rule.")
-        return tuple(value)
-
-    def tables(self, key: str) -> list[Any]:
-        value = self._get(key, False)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise LayoutError(f"{self.where}: {key!r} must be an array of tables ([[{key}]]).")
-        return value
-
-
-def _name(checker: _Checker, what: str) -> str:
-    name: str = checker.string("name", required=True)
-    if not _NAME_RE.match(name):
-        raise LayoutError(f"{checker.where}: {name!r} is not a valid {what} name.")
-    return name
-
-
-def loads(text: str, source: str = "the layout") -> Layout:
-    """Parse and validate a whole layout; any problem raises :class:`LayoutError`."""
-    from tracetui.core.buffers import InvalidConfig, validate
-
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise LayoutError(f"{source} is not valid TOML ({e}).") from None
-    top = _Checker(doc, source)
-    if "version" not in doc:
-        raise LayoutError(f"{source} has no schema version: is it a tracetui layout?")
-    version = top.integer("version", required=True)
-    if version > SCHEMA_VERSION:
-        raise LayoutError(
-            f"{source} uses layout schema {version}, newer than this tracetui reads "
-            f"({SCHEMA_VERSION}); upgrade tracetui."
-        )
-    if version < 1:
-        raise LayoutError(f"{source} has an invalid schema version {version}.")
-    top.known(["version", "console", "trace", "view"])
-
-    console = _Checker(doc.get("console", {}), f"{source} [console]")
-    console.known(["history", "selected", "focus"])
-    history = console.integer("history", default=DEFAULT_HISTORY)
-    if not MIN_HISTORY <= history <= MAX_HISTORY:
-        raise LayoutError(
-            f"{source} [console]: history must be between {MIN_HISTORY} and {MAX_HISTORY}."
-        )
-
-    traces: list[TraceLayout] = []
-    for i, raw in enumerate(top.tables("trace"), 1):
-        tc = _Checker(raw, f"{source} trace #{i}")
-        tc.known(["name", "filter", "output", "channel"])
-        tname = _name(tc, "trace")
-        tc.where = f"{source} trace {tname!r}"
-        if any(t.name == tname for t in traces):
-            raise LayoutError(f"{source} names trace {tname!r} twice.")
-        channels: list[ChannelLayout] = []
-        for j, craw in enumerate(tc.tables("channel"), 1):
-            cc = _Checker(craw, f"{tc.where} channel #{j}")
-            cc.known(["name", "subbuf_size", "n_subbuf", "flight", "global", "allocate", "filter"])
-            cname = _name(cc, "channel")
-            cc.where = f"{source} channel {tname}/{cname}"
-            if any(c.name == cname for c in channels):
-                raise LayoutError(f"{source} names channel {tname}/{cname} twice.")
-            subbuf_size = cc.size("subbuf_size")
-            n_subbuf = cc.integer("n_subbuf", required=True)
-            try:
-                validate(subbuf_size, n_subbuf)
-            except InvalidConfig as e:
-                raise LayoutError(f"{cc.where}: {e}") from None
-            channels.append(
-                ChannelLayout(
-                    name=cname,
-                    subbuf_size=subbuf_size,
-                    n_subbuf=n_subbuf,
-                    flight=cc.boolean("flight", False),
-                    is_global=cc.boolean("global", False),
-                    allocated=cc.boolean("allocate", False),
-                    filter=cc.strings("filter"),
-                )
-            )
-        if not any(c.name == "main" for c in channels):
-            raise LayoutError(f"{tc.where} has no channel 'main' (every trace has one).")
-        channels.sort(key=lambda c: c.name != "main")  # main first: mkdir creates it
-        traces.append(
-            TraceLayout(
-                name=tname,
-                filter=tc.strings("filter"),
-                output=tc.string("output"),
-                channels=tuple(channels),
-            )
-        )
-
-    known_channels = {f"{t.name}/{c.name}" for t in traces for c in t.channels}
-    views: list[ViewLayout] = []
-    for i, raw in enumerate(top.tables("view"), 1):
-        vc = _Checker(raw, f"{source} view #{i}")
-        vc.known(["channel", "follow", "name_filter", "search", "show_cpu", "absolute_time"])
-        chan = vc.string("channel", required=True)
-        if chan not in known_channels:
-            raise LayoutError(
-                f"{vc.where} shows channel {chan!r}, which the layout does not define."
-            )
-        views.append(
-            ViewLayout(
-                channel=chan,
-                follow=vc.boolean("follow", True),
-                name_filter=vc.string("name_filter", default=""),
-                search=vc.string("search", default=""),
-                show_cpu=vc.boolean("show_cpu", True),
-                absolute_time=vc.boolean("absolute_time", False),
-            )
-        )
-
-    selected = console.string("selected")
-    focus = console.string("focus")
-    if focus is not None and focus != "tree" and not focus.startswith("view:"):
-        raise LayoutError(f'{source} [console]: focus must be "tree" or "view:TRACE/CHANNEL".')
-    return Layout(tuple(traces), tuple(views), selected, focus, history)
 
 
 def load(path: Path) -> Layout:
@@ -460,16 +167,6 @@ def list_layouts(directory: Path | None = None) -> list[str]:
 # ------------------------------------------------------------------------------ the daemon side
 
 
-def _rules(text: str) -> tuple[str, ...]:
-    """A filter file's rules; the daemon reads "0" for a filter with no rule."""
-    rules = tuple(t for t in text.split() if t)
-    return () if rules == ("0",) else rules
-
-
-def _flag(text: str) -> bool:
-    return text.strip() == "1"
-
-
 async def _dirs(client: NamespaceClient, path: str) -> list[str]:
     return [e.name for e in await client.ls(path) if e.kind == "dir"]
 
@@ -491,26 +188,25 @@ def _saved_output(trace: str, output: str) -> str | None:
 
 
 async def capture_trace(client: NamespaceClient, name: str) -> TraceLayout:
-    """Read one trace's settings from the daemon."""
-    channels = []
-    for cname in await _dirs(client, name):
-        p = f"{name}/{cname}"
-        channels.append(
-            ChannelLayout(
-                name=cname,
-                subbuf_size=int((await client.read(f"{p}/subbuf_size")).strip()),
-                n_subbuf=int((await client.read(f"{p}/n_subbuf")).strip()),
-                flight=_flag(await client.read(f"{p}/flight")),
-                is_global=_flag(await client.read(f"{p}/global")),
-                allocated=_flag(await client.read(f"{p}/allocate")),
-                filter=_rules(await client.read(f"{p}/filter")),
-            )
+    """Read one trace's settings from the daemon (through the console's one reader)."""
+    t = await read_trace(client, name)
+    channels = [
+        ChannelLayout(
+            name=c.name,
+            subbuf_size=c.subbuf_size,
+            n_subbuf=c.n_subbuf,
+            flight=c.flight,
+            is_global=c.is_global,
+            allocated=c.allocated,
+            filter=c.filter,
         )
+        for c in t.channels
+    ]
     channels.sort(key=lambda c: (c.name != "main", c.name))
     return TraceLayout(
         name=name,
-        filter=_rules(await client.read(f"{name}/filter")),
-        output=_saved_output(name, (await client.read(f"{name}/output")).strip()),
+        filter=t.filter,
+        output=_saved_output(name, t.output),
         channels=tuple(channels),
     )
 
@@ -571,7 +267,7 @@ async def _write_rules(client: NamespaceClient, path: str, rules: Sequence[str])
     One write ("0" then the rules): the daemon applies a write's rules all-or-nothing, and
     writing back what a read returned after "0" restores a filter exactly.
     """
-    if _rules(await client.read(path)) != tuple(rules):
+    if parse_rules(await client.read(path)) != tuple(rules):
         await client.write(path, " ".join(["0", *rules]))
 
 

@@ -1,11 +1,9 @@
 """The main screen: the trace tree on the left, the selected node's pane or live views on the right.
 
-This screen is the one place that talks to the daemon. Panes and dialogs post
-:class:`~tracetui.widgets.requests.Request` messages or return values; the screen runs the verb
-through the async client and turns every refusal into a notification carrying the daemon's
-sentence. The namespace is re-read when the daemon reports a change (whoever made it: the CLI
-too), at most every 0.2 s; the selected channel's statistics are read once a second, every
-allocated channel's every five seconds (for the losses in the tree).
+It composes the widgets and routes: keys and palette entries (one table, screens/actions.py) to
+its ``action_*`` methods, pane requests and dialog results to the controller
+(screens/controller.py), which holds the client, the polling and every daemon call. What the
+controller learns comes back through :meth:`show_state` and :meth:`show_stats`.
 
 Without a client (``client=None`` and a fixed ``state``) the screen draws fixtures: snapshot
 tests and screenshots use that.
@@ -13,17 +11,14 @@ tests and screenshots use that.
 
 from __future__ import annotations
 
-import errno
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -31,17 +26,16 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static, TabbedConte
 from textual.worker import Worker
 
 from tracetui.core import layout as layouts
-from tracetui.core.errors import TraceError
+from tracetui.core.client.state import (
+    ChannelStats,
+    NamespaceState,
+)
+from tracetui.screens.actions import BINDINGS, PALETTE
+from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
 from tracetui.widgets.channel_pane import ChannelPane
 from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
 from tracetui.widgets.markers_pane import MarkersPane
-from tracetui.widgets.requests import Request
-from tracetui.widgets.state import (
-    ChannelStats,
-    NamespaceState,
-    read_state,
-    read_stats,
-)
+from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import TracePane
 from tracetui.widgets.trace_tree import MARKERS, TraceTree
 
@@ -49,9 +43,6 @@ if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
 
 DETAILS = "details"
-REFRESH_S = 0.2
-STATS_S = 1.0
-TREE_STATS_S = 5.0
 
 
 def live_tab_id(path: str) -> str:
@@ -59,66 +50,10 @@ def live_tab_id(path: str) -> str:
     return "live--" + path.replace("/", "--").replace(".", "_")
 
 
-@dataclass(frozen=True)
-class PaletteCommand:
-    """One command palette entry: title ("trace: Start"), help, and the screen action."""
-
-    title: str
-    help: str
-    action: str
-
-
-PALETTE: tuple[PaletteCommand, ...] = (
-    PaletteCommand("trace: New", "Create a trace (with a channel main)", "new_trace"),
-    PaletteCommand("trace: Start/Stop", "Start or stop the selected trace", "start_stop"),
-    PaletteCommand("trace: Start", "Start the selected trace", "start"),
-    PaletteCommand("trace: Stop", "Stop the selected trace", "stop"),
-    PaletteCommand("trace: Snapshot", "Write the flight channels of the trace now", "snapshot"),
-    PaletteCommand("trace: Edit filter", "Edit the event filter of the trace", "edit_trace_filter"),
-    PaletteCommand("trace: Delete", "Delete the selected trace or channel", "delete_selected"),
-    PaletteCommand("channel: New", "Add a channel to the selected trace", "new_channel"),
-    PaletteCommand("channel: Allocate/Free", "Allocate or free the buffers", "allocate"),
-    PaletteCommand(
-        "channel: Toggle flight", "Flight recorder (overwrite) or discard", "toggle_flight"
-    ),
-    PaletteCommand(
-        "channel: Toggle global", "One buffer for all CPUs, or one per CPU", "toggle_global"
-    ),
-    PaletteCommand("channel: Edit routing filter", "Events routed to this channel", "edit_routing"),
-    PaletteCommand("channel: Open live view", "Watch the channel's events live", "open_live"),
-    PaletteCommand("live: Pause/Follow", "Pause or follow the live view", "pause_follow"),
-    PaletteCommand("live: Search", "Search the live view", "search"),
-    PaletteCommand("live: Filter by event name", "Show only some events", "edit_live_filter"),
-    PaletteCommand("live: Toggle timestamps", "Relative or absolute time", "toggle_time"),
-    PaletteCommand("live: Toggle CPU column", "Show or hide the CPU column", "toggle_cpu"),
-    PaletteCommand("live: Toggle call tree", "Function events as a call tree", "toggle_calls"),
-    PaletteCommand("live: Close", "Close the live view", "close_live"),
-    PaletteCommand("layout: Save", "Save traces, channels, filters and views", "save_layout"),
-    PaletteCommand("layout: Load", "Restore a saved layout", "load_layout"),
-    PaletteCommand("console: Help", "Keys and badges", "help"),
-)
-
-
 class MainScreen(Screen[None]):
     """Tree + panes + live views; every action on the daemon goes through here."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new_trace", "New trace", id="new_trace"),
-        Binding("c", "new_channel", "New channel", id="new_channel"),
-        Binding("d", "delete", "Delete", id="delete"),
-        Binding("a", "allocate", "Allocate", id="allocate"),
-        Binding("s", "start_stop", "Start/stop", id="start_stop"),
-        Binding("f", "toggle_flight", "Flight", id="toggle_flight"),
-        Binding("g", "toggle_global", "Global", id="toggle_global"),
-        Binding("e", "edit_filter", "Filter", id="edit_filter"),
-        Binding("l", "open_live", "Live", id="open_live"),
-        Binding("space", "pause_follow", "Pause", id="pause_follow"),
-        Binding("slash", "search", "Search", id="search"),
-        Binding("ctrl+s", "save_layout", "Save", id="save_layout"),
-        Binding("ctrl+o", "load_layout", "Load", id="load_layout"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = BINDINGS
 
     def __init__(
         self,
@@ -128,16 +63,11 @@ class MainScreen(Screen[None]):
         history: int = DEFAULT_HISTORY,
     ) -> None:
         super().__init__()
-        self.client = client
         self.state = state or NamespaceState()
         self.history = history
-        self._dirty = client is not None
-        self._refreshing = False
+        self.controller = Controller(self, client)
         self._live_workers: dict[str, Worker[None]] = {}
-        self._last_stats: tuple[str, float, int] | None = None  # path, time, recorded
-        self._layout_dir: Path | None = None
         self._adding: list[AwaitComplete] = []  # live view tabs being mounted
-        self._daemon_lost = False  # said once, not at every poll while the daemon is gone
 
     # ------------------------------------------------------------------ layout
 
@@ -165,10 +95,7 @@ class MainScreen(Screen[None]):
         self.trace_tree.show_state(self.state)
         self.trace_tree.focus()
         if self.client is not None:
-            self.set_interval(REFRESH_S, self._refresh_if_dirty)
-            self.set_interval(STATS_S, self._poll_selected_stats)
-            self.set_interval(TREE_STATS_S, self._poll_tree_stats)
-            self._watch_changes()
+            self._start_polling()
 
     @property
     def trace_tree(self) -> TraceTree:
@@ -180,63 +107,41 @@ class MainScreen(Screen[None]):
 
     # ------------------------------------------------------------------ state
 
+    @property
+    def client(self) -> AsyncClient | None:
+        return self.controller.client
+
+    @property
+    def selected_path(self) -> str | None:
+        return self.trace_tree.selected_path
+
     def set_client(self, client: AsyncClient) -> None:
         """Connect (after the app reached the daemon): start watching and refreshing."""
-        self.client = client
-        self._dirty = True
-        self.set_interval(REFRESH_S, self._refresh_if_dirty)
-        self.set_interval(STATS_S, self._poll_selected_stats)
-        self.set_interval(TREE_STATS_S, self._poll_tree_stats)
-        self._watch_changes()
+        self.controller.client = client
+        self.controller.dirty = True
+        self._start_polling()
 
-    @work(group="changes", exclusive=True)
-    async def _watch_changes(self) -> None:
-        if self.client is None:
-            return
-        try:
-            async for change in self.client.changes():
-                if change.op == "state" and change.value == "shutdown":
-                    self.notify("The daemon is stopping.", severity="error", timeout=10)
-                elif change.op == "state" and change.path.endswith("/output"):
-                    # The recorder could not write a trace (disk full...): never silent.
-                    self.notify(f"{change.path}: {change.value}", severity="error", timeout=10)
-                self._dirty = True
-        except TraceError as e:
-            self.notify(f"Lost the daemon's change feed: {e}", severity="error")
-
-    async def _refresh_if_dirty(self) -> None:
-        if self._dirty and not self._refreshing:
-            await self.refresh_state()
+    def _start_polling(self) -> None:
+        c = self.controller
+        self.set_interval(REFRESH_S, c.refresh_if_dirty)
+        self.set_interval(STATS_S, c.poll_selected_stats)
+        self.set_interval(TREE_STATS_S, c.poll_tree_stats)
+        self.run_worker(c.watch_changes(), group="changes", exclusive=True)
 
     async def refresh_state(self) -> bool:
         """Read the namespace again and show it; False if the read failed (retried later)."""
-        if self.client is None:
-            self.show_state(self.state)
-            return True
-        self._dirty = False
-        self._refreshing = True
-        try:
-            state = await read_state(self.client)
-        except TraceError as e:
-            # A trace removed between ls and read (ENOENT) settles on the next change.
-            self._dirty = e.errno != errno.ECONNREFUSED  # else the daemon is gone
-            if not self._dirty and not self._daemon_lost:
-                self._daemon_lost = True
-                self.app.sub_title = "daemon not answering"
-                self.notify(_sentence(e), title="Daemon lost", severity="error", timeout=30)
-            return False
-        finally:
-            self._refreshing = False
-        if self._daemon_lost:
-            self._daemon_lost = False
-            self.app.sub_title = "connected"
-            self.notify("The daemon answers again.")
-        self.show_state(state)
-        return True
+        return await self.controller.refresh_state()
 
-    def show_state(self, state: NamespaceState) -> None:
+    def set_connection(self, text: str) -> None:
+        self.app.sub_title = text
+
+    def show_tree(self, state: NamespaceState) -> None:
+        """Show STATE in the tree only (statistics totals: the panes stay as they are)."""
         self.state = state
         self.trace_tree.show_state(state)
+
+    def show_state(self, state: NamespaceState) -> None:
+        self.show_tree(state)
         self._show_selected()
         if self.client is not None:
             # A channel removed elsewhere (the CLI): its view would go on "following" nothing.
@@ -261,82 +166,29 @@ class MainScreen(Screen[None]):
 
     @on(TraceTree.NodeHighlighted)
     def _highlighted(self) -> None:
-        self._last_stats = None
+        self.controller.last_stats = None
         self._show_selected()
         # Moving in the tree shows the details; a programmatic selection (layouts) does not.
         if self.trace_tree.has_focus and self.tabs.active != DETAILS:
             self.tabs.active = DETAILS
-        self.call_later(self._poll_selected_stats)
-
-    async def _poll_selected_stats(self) -> None:
-        path = self.trace_tree.selected_path
-        chan = self.state.channel(path) if path and "/" in path else None
-        if self.client is None or chan is None or not chan.allocated or path is None:
-            return
-        try:
-            stats = await read_stats(self.client, path)
-        except TraceError:
-            self._dirty = True  # removed or freed meanwhile: the refresh will tell
-            return
-        self.show_stats(path, stats)
+        self.call_later(self.controller.poll_selected_stats)
 
     def show_stats(self, path: str, stats: ChannelStats, rate: float | None = None) -> None:
         """Show one statistics read of PATH; the rate comes from the previous read's count."""
-        now = time.monotonic()
-        if rate is None and self._last_stats is not None and self._last_stats[0] == path:
-            _, t0, n0 = self._last_stats
-            if now > t0:
-                rate = max(0.0, (stats.total.recorded - n0) / (now - t0))
-        self._last_stats = (path, now, stats.total.recorded)
+        measured = self.controller.rate(path, stats)
+        rate = measured if rate is None else rate
         pane = self.query_one(ChannelPane)
         if pane.path == path:
             pane.show_stats(stats, rate)
-        self.state = self.state.with_stats(path, stats.total)
-        self.trace_tree.show_state(self.state)
-
-    async def _poll_tree_stats(self) -> None:
-        if self.client is None:
-            return
-        totals = {}
-        for t in self.state.traces:
-            for c in t.channels:
-                if not c.allocated:
-                    continue
-                path = f"{t.name}/{c.name}"
-                try:
-                    totals[path] = (await read_stats(self.client, path)).total
-                except TraceError:
-                    self._dirty = True  # removed or freed meanwhile: the refresh will tell
-                    return
-        # Applied to the state as it is now: a refresh may have landed during the reads.
-        for path, total in totals.items():
-            self.state = self.state.with_stats(path, total)
-        self.trace_tree.show_state(self.state)
+        self.show_tree(self.state.with_stats(path, stats.total))
 
     # ------------------------------------------------------------------ doing things
 
     async def run_verb(self, verb: str, path: str, value: str = "") -> bool:
         """Run one namespace verb; a refusal becomes a notification. Returns success."""
-        if self.client is None:
-            self.notify("Not connected to a daemon.", severity="error")
-            return False
-        try:
-            if verb == "write":
-                await self.client.write(path, value)
-            elif verb == "mkdir":
-                await self.client.mkdir(path)
-            elif verb == "rmdir":
-                await self.client.rmdir(path)
-            else:
-                raise ValueError(f"unknown verb {verb}")
-        except TraceError as e:
-            self.notify(_sentence(e), title=f"{verb} {path}", severity="error", timeout=8)
-            await self.refresh_state()  # show what the daemon really has
-            return False
-        await self.refresh_state()
-        return True
+        return await self.controller.run_verb(verb, path, value)
 
-    async def on_request(self, message: Request) -> None:
+    async def on_pane_request(self, message: PaneRequest) -> None:
         message.stop()
         if message.verb == "action":
             self._action_on(message.value, message.path)
@@ -364,6 +216,13 @@ class MainScreen(Screen[None]):
             return self.query_one(f"#{active}-pane", LiveViewPane)
         except NoMatches:  # a tab being removed has no pane any more
             return None
+
+    def _require_live(self) -> LiveViewPane | None:
+        """The live view showing, or None after saying that one is needed (the one guard)."""
+        live = self._live_pane()
+        if live is None:
+            self.notify("Open a live view first (l on a channel).", severity="warning")
+        return live
 
     def _selected_trace(self) -> str | None:
         path = self.trace_tree.selected_path
@@ -431,9 +290,8 @@ class MainScreen(Screen[None]):
         self.action_delete_selected()
 
     def action_close_live(self) -> None:
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         self.close_live(live.channel)
 
@@ -531,9 +389,8 @@ class MainScreen(Screen[None]):
     def action_edit_live_filter(self) -> None:
         from tracetui.screens.filter_dialog import FilterDialog
 
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         view = live.view
 
@@ -580,39 +437,34 @@ class MainScreen(Screen[None]):
             self.open_live(path)
 
     def action_pause_follow(self) -> None:
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         live.view.toggle_follow()
         live.update_status()
 
     def action_search(self) -> None:
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         live.open_search()
 
     def action_toggle_time(self) -> None:
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         live.view.action_toggle_time()
         live.update_status()
 
     def action_toggle_cpu(self) -> None:
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         live.view.action_toggle_cpu()
 
     def action_toggle_calls(self) -> None:
-        live = self._live_pane()
+        live = self._require_live()
         if live is None:
-            self.notify("Open a live view first (l on a channel).", severity="warning")
             return
         live.view.action_toggle_calls()
 
@@ -682,24 +534,7 @@ class MainScreen(Screen[None]):
 
     @work(group="live")
     async def _feed(self, path: str, view: LiveView) -> None:
-        """Hand the daemon's live batches to the view (it drains them on its own timer)."""
-        watch = getattr(self.client, "watch", None)
-        if watch is None:
-            self.notify(
-                "This daemon's client has no live subscription yet; the view stays empty.",
-                severity="warning",
-            )
-            return
-        seen_dropped = 0  # LiveBatch.dropped_batches counts since the subscription began
-        try:
-            async for batch in watch(path):
-                dropped = max(0, batch.dropped_batches - seen_dropped)
-                seen_dropped = max(seen_dropped, batch.dropped_batches)
-                view.append_batch(batch.events, dropped)
-                for error in getattr(batch, "errors", ()):
-                    self.notify(f"Live view of {path}: {error}", severity="warning")
-        except TraceError as e:
-            self.notify(f"Live view of {path} stopped: {_sentence(e)}", severity="error")
+        await self.controller.feed(path, view)
 
     # ------------------------------------------------------------------ layouts
 
@@ -727,9 +562,9 @@ class MainScreen(Screen[None]):
             if not name:
                 return
             try:
-                path = layouts.resolve(name, self._layout_dir)
+                path = layouts.resolve(name, self.controller.layout_dir)
             except layouts.LayoutError as e:
-                self.notify(_sentence(e), title="Layout not saved", severity="error", timeout=8)
+                self.notify(sentence(e), title="Layout not saved", severity="error", timeout=8)
                 return
             if not path.exists():
                 await self.save_layout(name)
@@ -752,31 +587,20 @@ class MainScreen(Screen[None]):
                 "Save layout",
                 message="A name (saved under your config directory) or a path ending in .toml.",
                 placeholder="session",
-                choices=layouts.list_layouts(self._layout_dir),
+                choices=layouts.list_layouts(self.controller.layout_dir),
                 ok="Save",
             ),
             done,
         )
 
     async def save_layout(self, name_or_path: str) -> Path | None:
-        if self.client is None:
-            self.notify("Not connected to a daemon.", severity="error")
-            return None
-        try:
-            path = layouts.resolve(name_or_path, self._layout_dir)
-            layout = await layouts.capture(
-                self.client,
-                self._views(),
-                selected=self.trace_tree.selected_path,
-                focus=self._focus_name(),
-                history=self.history,
-            )
-            layouts.save(layout, path)
-        except (layouts.LayoutError, TraceError) as e:
-            self.notify(_sentence(e), title="Layout not saved", severity="error", timeout=8)
-            return None
-        self.notify(f"Layout saved to {path}.")
-        return path
+        return await self.controller.save_layout(
+            name_or_path,
+            self._views(),
+            selected=self.trace_tree.selected_path,
+            focus=self._focus_name(),
+            history=self.history,
+        )
 
     def action_load_layout(self) -> None:
         from tracetui.screens.name_dialog import NameDialog
@@ -789,7 +613,7 @@ class MainScreen(Screen[None]):
             NameDialog(
                 "Load layout",
                 message="A saved layout's name, or the path of a layout file.",
-                choices=layouts.list_layouts(self._layout_dir),
+                choices=layouts.list_layouts(self.controller.layout_dir),
                 ok="Load",
             ),
             done,
@@ -799,16 +623,10 @@ class MainScreen(Screen[None]):
         """Validate the whole file, then ask about conflicts, then recreate and reopen."""
         from tracetui.screens.conflict_dialog import ConflictDialog
 
-        if self.client is None:
-            self.notify("Not connected to a daemon.", severity="error")
+        planned = await self.controller.plan_layout(name_or_path)
+        if planned is None:
             return False
-        try:
-            path = layouts.resolve(name_or_path, self._layout_dir)
-            layout = layouts.load(path)
-            plan = await layouts.plan(self.client, layout)
-        except (layouts.LayoutError, TraceError) as e:
-            self.notify(_sentence(e), title="Layout not loaded", severity="error", timeout=10)
-            return False
+        path, plan = planned
         if plan.conflicts:
 
             async def resolved(choice: str | None) -> None:
@@ -827,14 +645,9 @@ class MainScreen(Screen[None]):
     async def _apply_layout(
         self, plan: layouts.Plan, resolutions: dict[str, layouts.Resolution], path: Path
     ) -> bool:
-        assert self.client is not None
-        try:
-            done = await layouts.apply(self.client, plan, resolutions)
-        except TraceError as e:
-            self.notify(_sentence(e), title="Layout not loaded", severity="error", timeout=10)
-            await self.refresh_state()
+        done = await self.controller.apply_layout(plan, resolutions)
+        if done is None:
             return False
-        await self.refresh_state()
         layout = plan.layout
         self.history = layout.history
         for v in layout.views:
@@ -873,19 +686,5 @@ class MainScreen(Screen[None]):
 
     def palette_commands(self) -> Iterator[tuple[str, str, Any]]:
         """(title, help, callback) for every console command."""
-        for cmd in PALETTE:
-            yield cmd.title, cmd.help, getattr(self, f"action_{cmd.action}")
-
-
-def _sentence(e: BaseException) -> str:
-    """An error as one sentence: capitalised, ending with a full stop.
-
-    A sentence opening with a name (``demo/procs is allocated...``, ``bad.toml is not...``)
-    keeps it as it is: names are case-sensitive.
-    """
-    text = str(e).strip()
-    if not text:
-        return type(e).__name__
-    if text.split(maxsplit=1)[0].isalpha():
-        text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
+        for a in PALETTE:
+            yield a.title or a.name, a.help, getattr(self, f"action_{a.name}")

@@ -1,7 +1,7 @@
 """The pane of a selected channel: buffer geometry, modes, routing, allocation, live statistics.
 
 Sizes accept the namespace's syntax (``256K``, ``1M``); each field is written when submitted
-(enter) and each switch when flipped, through :class:`~tracetui.widgets.requests.Request`
+(enter) and each switch when flipped, through :class:`~tracetui.widgets.requests.PaneRequest`
 messages. What the pane shows always comes back from the daemon (:meth:`ChannelPane.show`):
 a refused write snaps the field back and the screen shows the refusal's sentence.
 
@@ -18,9 +18,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Sparkline, Static, Switch
 
-from tracetui.core.buffers import Stats
-from tracetui.widgets.requests import Request
-from tracetui.widgets.state import ChannelState, ChannelStats
+from tracetui.core.client.state import ChannelState, ChannelStats
+from tracetui.core.model.stats import Stats
+from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import rules_text
 from tracetui.widgets.trace_tree import human_size
 
@@ -130,7 +130,7 @@ class ChannelPane(Vertical):
             self.query_one("#sparkline", Sparkline).data = list(self._rates)
         t = stats.total
         # Overwrites are a flight recorder doing its job (muted in the tree too): not losses.
-        lost = t.discarded
+        lost = t.dropped
         text = (
             f"{rate or 0:,.0f} records/s · recorded {t.recorded:,} · discarded {t.discarded:,}"
             f" · overwritten {t.overwritten:,}"
@@ -154,14 +154,14 @@ class ChannelPane(Vertical):
         event.stop()
         if self.path is not None and event.input.id in ("subbuf_size", "n_subbuf"):
             self._resync.add(event.input.id)
-            self.post_message(Request("write", f"{self.path}/{event.input.id}", event.value))
+            self.post_message(PaneRequest("write", f"{self.path}/{event.input.id}", event.value))
 
     @on(Switch.Changed)
     def _switched(self, event: Switch.Changed) -> None:
         event.stop()
         if self.path is not None and event.switch.id in ("flight", "global"):
             value = "1" if event.value else "0"
-            self.post_message(Request("write", f"{self.path}/{event.switch.id}", value))
+            self.post_message(PaneRequest("write", f"{self.path}/{event.switch.id}", value))
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
@@ -171,10 +171,10 @@ class ChannelPane(Vertical):
         match event.button.id:
             case "allocate":
                 value = "0" if self.channel.allocated else "1"
-                self.post_message(Request("write", f"{self.path}/allocate", value))
+                self.post_message(PaneRequest("write", f"{self.path}/allocate", value))
             case "live":
-                self.post_message(Request("action", self.path, "open_live"))
+                self.post_message(PaneRequest("action", self.path, "open_live"))
             case "edit-filter":
-                self.post_message(Request("action", self.path, "edit_filter"))
+                self.post_message(PaneRequest("action", self.path, "edit_filter"))
             case "clear-filter":
-                self.post_message(Request("write", f"{self.path}/filter", "0"))
+                self.post_message(PaneRequest("write", f"{self.path}/filter", "0"))

@@ -2,22 +2,22 @@
 
 Snapshot tests, ``scripts/screenshots.py`` and ``benchmarks/bench_console.py`` draw the console
 from these instead of a live daemon, so their output never depends on time, CPU or load. The
-events are real ``tracetui.core.reader.Event`` objects (the live view's input type), decoded
+events are real ``tracetui.core.trace.reader.Event`` objects (the live view's input type), decoded
 against real marker formats.
 """
 
 from __future__ import annotations
 
-from tracetui.core.buffers import Stats
-from tracetui.core.ctf import Marker, TraceClock
-from tracetui.core.reader import Event, EventClass, Loss, Stream
-from tracetui.widgets.state import (
+from tracetui.core.client.state import (
     ChannelState,
     ChannelStats,
-    MarkerInfo,
     NamespaceState,
     TraceState,
 )
+from tracetui.core.model.clock import TraceClock
+from tracetui.core.model.markers import Marker
+from tracetui.core.model.stats import Stats
+from tracetui.core.trace.packets import Event, EventClass, Loss, Stream
 
 # 1 GHz ticks, tick 0 = 2024-01-01 00:00:00 UTC; monotonic 1000 s at tick 0.
 CLOCK = TraceClock(freq=1_000_000_000, offset_s=1_704_067_200, offset=0, tsc0=0, mono_ns0=10**12)
@@ -154,7 +154,7 @@ def demo_state() -> NamespaceState:
                 ),
             ),
         ),
-        markers=tuple(MarkerInfo(m.id, m.name, m.format.text) for m in MARKERS),
+        markers=MARKERS,
     )
 
 

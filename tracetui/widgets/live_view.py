@@ -57,9 +57,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from tracetui.core.ctf import TraceClock
-from tracetui.core.formats import MarkerFormat
-from tracetui.core.reader import Item, Loss
+from tracetui.core.model.clock import TraceClock, relative, time_of_day
+from tracetui.core.model.formats import MarkerFormat
+from tracetui.core.trace.packets import Item, Loss
 from tracetui.widgets.call_tree import LOG_EVENT, TREE_EVENTS, CallTreeState, log_text, tree_text
 
 DEFAULT_HISTORY = 100_000
@@ -89,19 +89,6 @@ class Kind:
         if self.format is None:
             return f"{values[0]:,} {self.unit} lost here"
         return self.format.format_values(values)
-
-
-def format_wall(wall_ns: int) -> str:
-    """Local wall-clock time with nanoseconds, e.g. ``12:34:56.123456789``."""
-    secs, ns = divmod(wall_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{ns:09d}"
-
-
-def format_relative(delta_ns: int) -> str:
-    """Seconds since the view's first event, e.g. ``+12.345678901``."""
-    sign = "-" if delta_ns < 0 else "+"
-    secs, ns = divmod(abs(delta_ns), 1_000_000_000)
-    return f"{sign}{secs:>4d}.{ns:09d}"
 
 
 def compile_name_filter(text: str) -> re.Pattern[str] | None:
@@ -529,9 +516,9 @@ class LiveView(ScrollView, can_focus=True):
     def _time_text(self, row: Row) -> str:
         clock = self._kinds[row[1]].clock
         if self.absolute_time:
-            return format_wall(clock.wall_ns(row[0]))
+            return time_of_day(clock.wall_ns(row[0]))
         ts = clock.mono_ns(row[0])
-        return format_relative(ts - (ts if self._t0 is None else self._t0))
+        return relative(ts - (ts if self._t0 is None else self._t0))
 
     def _plain(self, row: Row) -> str:
         kind = self._kinds[row[1]]

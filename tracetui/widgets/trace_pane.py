@@ -1,6 +1,6 @@
 """The pane of a selected trace: recording state, output directory, event filter rules.
 
-Edits are posted as :class:`~tracetui.widgets.requests.Request` messages; the pane only shows
+Edits are posted as :class:`~tracetui.widgets.requests.PaneRequest` messages; the pane only shows
 what the daemon says (:meth:`TracePane.show`), so a refused edit never looks applied.
 """
 
@@ -11,8 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from tracetui.widgets.requests import Request
-from tracetui.widgets.state import TraceState
+from tracetui.core.client.state import TraceState
+from tracetui.widgets.requests import PaneRequest
 
 
 def rules_text(rules: tuple[str, ...], *, routing: bool = False) -> str:
@@ -75,7 +75,7 @@ class TracePane(Vertical):
         event.stop()
         if self.trace is not None:
             self._resync = True
-            self.post_message(Request("write", f"{self.trace.name}/output", event.value))
+            self.post_message(PaneRequest("write", f"{self.trace.name}/output", event.value))
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
@@ -86,13 +86,13 @@ class TracePane(Vertical):
         match event.button.id:
             case "start":
                 self.post_message(
-                    Request("write", f"{name}/start", "0" if self.trace.recording else "1")
+                    PaneRequest("write", f"{name}/start", "0" if self.trace.recording else "1")
                 )
             case "snapshot":
-                self.post_message(Request("write", f"{name}/snapshot", "1"))
+                self.post_message(PaneRequest("write", f"{name}/snapshot", "1"))
             case "edit-filter":
-                self.post_message(Request("action", name, "edit_filter"))
+                self.post_message(PaneRequest("action", name, "edit_filter"))
             case "disable-all":
-                self.post_message(Request("write", f"{name}/filter", "0"))
+                self.post_message(PaneRequest("write", f"{name}/filter", "0"))
             case "accept-all":
-                self.post_message(Request("write", f"{name}/filter", "*"))
+                self.post_message(PaneRequest("write", f"{name}/filter", "*"))

@@ -2,7 +2,7 @@
 
 Each node's data is its namespace path: ``"t"`` for a trace, ``"t/c"`` for a channel, and
 ``"markers"`` for the marker list. :meth:`TraceTree.show_state` updates the tree in place from a
-:class:`~tracetui.widgets.state.NamespaceState` (labels changed, nodes added or removed), so the
+:class:`~tracetui.core.client.state.NamespaceState` (labels changed, nodes added or removed), so the
 cursor and the expansion survive the once-a-second refreshes.
 
 | Key     | Action                        |
@@ -35,7 +35,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tracetui.widgets.state import ChannelState, NamespaceState, TraceState
+from tracetui.core.client.state import ChannelState, NamespaceState, TraceState
 
 MARKERS = "markers"
 
@@ -102,9 +102,10 @@ class TraceTree(Tree[str], inherit_bindings=False):
         else:
             text.append("○ ", self._style("stopped"))
             text.append(t.name)
-        # Discards are losses; a flight channel overwriting its oldest records is doing its
-        # job, so overwrites show on the channel, muted, not as the trace's losses.
-        lost = sum(c.discarded for c in t.channels)
+        # Dropped records (discarded, too big) are losses; a flight channel overwriting its
+        # oldest records is doing its job, so overwrites show on the channel, muted, not as the
+        # trace's losses.
+        lost = sum(c.dropped for c in t.channels)
         if lost:
             text.append(f"  ✗{human_count(lost)}", self._style("loss"))
         return text
@@ -124,8 +125,8 @@ class TraceTree(Tree[str], inherit_bindings=False):
                 text.append(badge, self._style(style))
         if c.allocated:
             text.append(f" {human_count(c.recorded)}", self._style("muted"))
-        if c.discarded:
-            text.append(f" ✗{human_count(c.discarded)}", self._style("loss"))
+        if c.dropped:
+            text.append(f" ✗{human_count(c.dropped)}", self._style("loss"))
         if c.overwritten:
             text.append(f" ↻{human_count(c.overwritten)}", self._style("muted"))
         return text
