@@ -87,7 +87,7 @@ def bt2_account(out: Path) -> tuple[int, int]:
     assert BT2 is not None
     r = subprocess.run([BT2, str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    lost = sum(int(n) for n in re.findall(r"Tracer discarded (\d+) events", r.stderr))
+    lost = sum(int(n) for n in re.findall(r"Tracer discarded (\d+) events?", r.stderr))
     return len(r.stdout.splitlines()), lost
 
 
