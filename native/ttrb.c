@@ -944,24 +944,33 @@ int ttrb_check_stuck(struct ttrb_chan *c, uint32_t b, uint64_t now_ns, uint64_t 
     return ttrb_reclaim(c, b, k);
 }
 
-uint64_t ttrb_pending(const struct ttrb_chan *c, uint32_t b)
+/* The consumer's window of buffer @b: write offset and first unconsumed sub-buffer. */
+static struct buf_ctl *window_of(const struct ttrb_chan *c, uint32_t b, uint64_t *w,
+                                 uint64_t *cnum)
 {
     if (b >= c->nbuf)
-        return 0;
+        return NULL;
     struct buf_ctl *bc = ctl_of(c, b);
-    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
-    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    *w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    *cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
+    return bc;
+}
+
+uint64_t ttrb_pending(const struct ttrb_chan *c, uint32_t b)
+{
+    uint64_t w, cnum;
+    if (!window_of(c, b, &w, &cnum))
+        return 0;
     uint64_t end = (w + c->subbuf_size - 1) >> c->sb_shift;
     return end > cnum ? end - cnum : 0;
 }
 
 uint64_t ttrb_incomplete(const struct ttrb_chan *c, uint32_t b)
 {
-    if (b >= c->nbuf)
+    uint64_t w, cnum;
+    struct buf_ctl *bc = window_of(c, b, &w, &cnum);
+    if (!bc)
         return 0;
-    struct buf_ctl *bc = ctl_of(c, b);
-    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
-    uint64_t cnum = atomic_load_explicit(&bc->consumed, memory_order_acquire) & ~HELD;
     uint64_t n = 0;
     for (uint64_t k = cnum; k < (w >> c->sb_shift); k++) {
         struct slot_meta *m = meta_of(c, bc, k);
