@@ -8,6 +8,11 @@ Prints medians over N repetitions.  Figures (targets in issue 2):
   c_global_2w_ns       two C writer threads on one global buffer, per record per thread
   py_emit_ns           Python emitting three integers through cffi (loop cost subtracted)
   consume_gbps         the consumer draining full packets to a file under /tmp
+Same-run references (targets are ratios to them; the machine changes between sessions):
+  ref_ring_cas_ns      a bare lock-free CAS ring write of the same 48 bytes with rdtsc
+  ref_ring_plain_ns    the same ring with a plain add (one writer, no atomics)
+  ref_logging_file_ns  logging.info of three integers to a logging.FileHandler
+and the ratios c_percpu_discard_vs_cas and py_emit_vs_logging.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from tracetui.core.ring import Channel, bench_write
+from tracetui.core.ring import Channel, bench_ref_cas, bench_write
 
 RECORD = 48  # bytes per record, header included
 PAYLOAD = RECORD - 10
@@ -61,6 +66,26 @@ def py_emit(count: int) -> float:
         ch.close()
 
 
+def logging_file(n: int) -> float:
+    """ns per logger.info("a=%d b=%d c=%d", ...) written by a logging.FileHandler."""
+    import logging
+
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-log-") as f:
+        log = logging.getLogger(f"tracetui-bench-{os.getpid()}")
+        log.propagate = False
+        log.setLevel(logging.INFO)
+        handler = logging.FileHandler(f.name)
+        log.addHandler(handler)
+        try:
+            t0 = time.perf_counter_ns()
+            for i in range(n):
+                log.info("a=%d b=%d c=%d", i, i, i)
+            return (time.perf_counter_ns() - t0) / n
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+
 def consume(total_bytes: int) -> float:
     sb = 1 << 20
     ch = Channel.create(_name("cons"), sb, 16, is_global=True)
@@ -91,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, list[float]] = {k: [] for k in (
         "c_percpu_discard_ns", "c_percpu_flight_ns", "c_global_2w_ns", "py_emit_ns",
-        "consume_gbps")}  # fmt: skip
+        "consume_gbps", "ref_ring_cas_ns", "ref_ring_plain_ns", "ref_logging_file_ns")}  # fmt: skip
     for _ in range(args.repeat):
         runs["c_percpu_discard_ns"].append(
             c_loop(is_global=False, flight=False, threads=1, count=args.count)
@@ -104,7 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         runs["py_emit_ns"].append(py_emit(200_000))
         runs["consume_gbps"].append(consume(16 << 20))  # fmt: skip
+        runs["ref_ring_cas_ns"].append(float(bench_ref_cas(args.count, PAYLOAD)))
+        runs["ref_ring_plain_ns"].append(float(bench_ref_cas(args.count, PAYLOAD, atomic=False)))
+        runs["ref_logging_file_ns"].append(logging_file(20_000))
     out: dict[str, object] = {k: round(statistics.median(v), 2) for k, v in runs.items()}
+    out["c_percpu_discard_vs_cas"] = round(
+        statistics.median(runs["c_percpu_discard_ns"]) / statistics.median(runs["ref_ring_cas_ns"]),
+        2,
+    )
+    out["py_emit_vs_logging"] = round(
+        statistics.median(runs["py_emit_ns"]) / statistics.median(runs["ref_logging_file_ns"]), 3
+    )
     out["record_bytes"] = RECORD
     out["repeat"] = args.repeat
     out["cpus"] = os.cpu_count()

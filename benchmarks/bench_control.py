@@ -9,7 +9,7 @@ Starts a private daemon (its own runtime directory), then measures:
   sub-buffers, and allocate them all, through the real client;
 - ``daemon_rss_growth_kb``: the daemon's RSS growth over ``--requests`` reads after a warm-up;
 - ``cli_ms_p50``: one ``tracetui read`` command, process start to exit;
-- ``raw_rtt_us_p50``: in the same run, a bare netlink echo between two processes (raw socket,
+- ``ref_raw_rtt_us_p50``: in the same run, a bare netlink echo between two processes (raw socket,
   no codec, no namespace): the floor this machine allows right now, so ``rtt_us_p50`` can be
   read as a ratio on a shared, noisy host.
 
@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from refs import raw_netlink_rtt_us
 
 from tracetui.core.client import AsyncClient, Client, rendezvous, spawn
 
@@ -80,36 +82,6 @@ def bench_setup(c: Client) -> float:
     return time.perf_counter() - t0
 
 
-def bench_raw_rtt(n: int) -> list[float]:
-    """Round trips of a 20-byte datagram to an echoing child process on NETLINK_USERSOCK."""
-    import socket
-
-    a = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 2)
-    b = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 2)
-    a.bind((0, 0))
-    b.bind((0, 0))
-    port_b = b.getsockname()[0]
-    msg = (20).to_bytes(4, "little") + bytes(16)
-    child = os.fork()
-    if child == 0:
-        try:
-            for _ in range(n):
-                data, addr = b.recvfrom(4096)
-                b.sendto(data, addr)
-        finally:
-            os._exit(0)
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        a.sendto(msg, (port_b, 0))
-        a.recv(4096)
-        out.append((time.perf_counter_ns() - t0) / 1000)
-    os.waitpid(child, 0)
-    a.close()
-    b.close()
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -126,7 +98,7 @@ def main() -> int:
                 c.mkdir("bench")
                 bench_rtt(c, 1000)  # warm-up
                 rtt = bench_rtt(c, args.rtt)
-                raw = bench_raw_rtt(args.rtt)
+                raw = raw_netlink_rtt_us(args.rtt)
                 artt = asyncio.run(bench_async_rtt(directory, args.rtt))
                 before = rss_kb(proc.pid)
                 for _ in range(args.requests):
@@ -151,7 +123,8 @@ def main() -> int:
     result = {
         "rtt_us_p50": round(statistics.median(rtt), 1),
         "rtt_us_p99": round(percentile(rtt, 0.99), 1),
-        "raw_rtt_us_p50": round(statistics.median(raw), 1),
+        "ref_raw_rtt_us_p50": round(statistics.median(raw), 1),
+        "rtt_vs_raw": round(statistics.median(rtt) / statistics.median(raw), 2),
         "async_rtt_us_p50": round(statistics.median(artt), 1),
         "setup_100x4_s": round(setup, 3),
         "daemon_rss_growth_kb": growth,

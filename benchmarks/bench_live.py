@@ -26,6 +26,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from refs import raw_netlink_rtt_us
+
 from tracetui.core.client import Client, rendezvous, spawn
 from tracetui.core.client.live import LiveBatch, LiveWatch
 
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "daemon_cpu_pct": round(100 * cpu / elapsed, 1),
         "latency_p50_ms": round(statistics.median(lat), 1),
         "latency_p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 1),
+        # The transport's floor right now: a bare netlink round trip between two processes.
+        "ref_raw_rtt_us_p50": round(statistics.median(raw_netlink_rtt_us(2000)), 1),
         "buffer_stats": stats,
     }
     if args.json:

@@ -13,7 +13,8 @@ Measures (medians of --repeat runs):
                   field decoded (Event.values) and the merge across streams
     read_dict_eps same, building each event's ``fields`` dict too
     dump_eps      events/s of ``tracetui dump DIR > /dev/null`` (a process)
-    bt2_text_eps  events/s of ``babeltrace2 DIR > /dev/null`` (if installed)
+    ref_bt2_text_eps     events/s of ``babeltrace2 DIR > /dev/null`` (if installed)
+    ref_bt2_counter_eps  events/s of ``babeltrace2 -c sink.utils.counter DIR``
 
 ``--json`` prints one JSON object with these keys (and the event count).
 """
@@ -126,15 +127,20 @@ def main() -> int:
         res["dump_eps"] = n / statistics.median(run_cmd(dump) for _ in range(args.repeat))
         bt2 = shutil.which("babeltrace2")
         if bt2:
-            res["bt2_text_eps"] = n / statistics.median(
+            res["ref_bt2_text_eps"] = n / statistics.median(
                 run_cmd([bt2, path]) for _ in range(args.repeat)
             )
-        res = {k: round(v) for k, v in res.items()}
+            res["ref_bt2_counter_eps"] = n / statistics.median(
+                run_cmd([bt2, "-c", "sink.utils.counter", path]) for _ in range(args.repeat)
+            )
+            res["read_vs_bt2_counter"] = res["read_eps"] / res["ref_bt2_counter_eps"]
+            res["dump_vs_bt2_text"] = res["dump_eps"] / res["ref_bt2_text_eps"]
+        res = {k: round(v, 2) if "_vs_" in k else round(v) for k, v in res.items()}
         if args.json:
             print(json.dumps(res))
         else:
             for k, v in res.items():
-                print(f"{k:>14}: {v:,}")
+                print(f"{k:>20}: {v:,}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

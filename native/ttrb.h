@@ -247,3 +247,12 @@ int ttrb_stats(const struct ttrb_chan *chan, uint32_t buffer,
  */
 int64_t ttrb_bench_write(struct ttrb_chan *chan, uint32_t nthreads, uint64_t count,
                          uint32_t payload_len);
+/*
+ * ttrb_bench_ref_cas - the same-run reference: @count records of @payload_len
+ * bytes (plus a 10-byte id + timestamp header) written by one thread into a bare
+ * lock-free ring of its own (a CAS on the write offset, an rdtsc timestamp, a
+ * release store as commit; no sub-buffers, packets or loss counting).  With
+ * @atomic 0 the offset is a plain add (a single writer, no atomics).
+ * Return: mean ns per record, or -EINVAL.
+ */
+int64_t ttrb_bench_ref_cas(uint64_t count, uint32_t payload_len, int atomic);

@@ -370,3 +370,11 @@ def bench_write(chan: Channel, threads: int, count: int, payload_len: int) -> in
     if rc < 0:
         _raise(rc, "benchmark threads could not start")
     return rc
+
+
+def bench_ref_cas(count: int, payload_len: int, *, atomic: bool = True) -> int:
+    """The benchmarks' same-run reference: a bare lock-free CAS ring write (ns per record)."""
+    rc = int(lib.ttrb_bench_ref_cas(count, payload_len, 1 if atomic else 0))
+    if rc < 0:
+        _raise(rc, "the reference ring refuses that record size")
+    return rc
