@@ -27,6 +27,7 @@ from tracetui.core.model.packet import PACKET_HEADER_SIZE
 from tracetui.core.trace.metadata import METADATA, TraceFormatError
 from tracetui.core.trace.packets import Event, EventDecoder, Loss, Stream
 from tracetui.core.trace.reader import TraceDirectory
+from tracetui.core.trace.traces import open_trace
 
 BT2 = shutil.which("babeltrace2") or "/usr/bin/babeltrace2"
 
@@ -129,6 +130,31 @@ def test_losses_are_reported_where_they_happened(rec: TraceBuilder) -> None:
             assert before[-1].values[1] < after[0].values[1]  # a new round began
             assert before[-1].ts_ns <= x.ts_ns <= after[0].ts_ns
     assert "Loss(" in repr(losses[0])
+
+
+def test_packet_index_and_items_rebuild_each_stream(rec: TraceBuilder) -> None:
+    """The explorer's face (core/trace/source.py): packets from headers, then one at a time."""
+    ch = rec.channel("main", nbuf=1, n_subbuf=2)
+    for rnd in range(4):
+        for i in range(1200 if rnd < 3 else 5):
+            rec.emit("main", SWITCH, i, rnd, "x")
+        rec.drain(flush=True)
+    discarded = ch.stats().discarded
+    assert discarded > 0
+    rec.close()
+    trace = open_trace(rec.path)
+    (stream,) = trace.streams
+    index = trace.packet_index(stream)
+    assert [p.index for p in index] == list(range(len(index))) and len(index) > 3
+    assert [p.offset for p in index] == sorted(p.offset for p in index)
+    assert all(p.begin_ns <= p.end_ns and p.content_size <= p.packet_size for p in index)
+    whole = list(trace)
+    # Any packet read alone gives what the whole read gives there, losses included; read in a
+    # scrambled order, they still concatenate to the stream.
+    by_packet = {p.index: trace.packet_items(stream, p) for p in reversed(index)}
+    assert [repr(x) for i in range(len(index)) for x in by_packet[i]] == list(map(repr, whole))
+    losses = [x for x in whole if isinstance(x, Loss)]
+    assert sum(x.lost for x in losses) == discarded == index[-1].events_discarded
 
 
 @pytest.mark.skipif(not os.path.exists(BT2), reason="babeltrace2 is not installed")

@@ -48,6 +48,7 @@ from tracetui.core.trace.packets import (
     Stream,
     StreamDecoder,
 )
+from tracetui.core.trace.source import PacketInfo
 
 __all__ = ["Key", "TraceDirectory", "TraceFormatError"]
 
@@ -56,6 +57,8 @@ _TSC = attrgetter("tsc")
 _POS = {f.name: i for i, f in enumerate(HEADER_FIELDS)}
 _MAGIC, _UUID, _STREAM_ID = _POS["magic"], _POS["uuid"], _POS["stream_id"]
 _CONTENT, _PSIZE = _POS["content_size"], _POS["packet_size"]
+_BEGIN, _END = _POS["timestamp_begin"], _POS["timestamp_end"]
+_SEQ, _DISCARDED = _POS["packet_seq_num"], _POS["events_discarded"]
 Key = Callable[[Any], int]
 
 
@@ -70,6 +73,7 @@ class TraceDirectory:
             raise TraceFormatError(f"{self.path} is not a directory (a trace is a directory)")
         self.metadata: Metadata = self._read_metadata()
         self.streams: list[Stream] = []
+        self._indexes: dict[str, list[PacketInfo]] = {}
         try:
             names = sorted(os.listdir(self.path))
         except OSError as e:
@@ -177,6 +181,57 @@ class TraceDirectory:
         """The header of each packet."""
         for _, head, _ in self._packets(stream, headers_only=True):
             yield PacketHeader.parse(head)
+
+    def packet_index(self, stream: Stream) -> list[PacketInfo]:
+        """One PacketInfo per packet of ``stream``, from headers alone (core/trace/source.py)."""
+        clock = stream.clock
+        out: list[PacketInfo] = []
+        for h, _, off in self._packets(stream, headers_only=True):
+            begin, end = h[_BEGIN], h[_END]
+            out.append(
+                PacketInfo(
+                    off,
+                    h[_PSIZE] >> 3,
+                    h[_CONTENT] >> 3,
+                    clock.mono_ns(begin),
+                    clock.mono_ns(end),
+                    clock.wall_ns(begin),
+                    clock.wall_ns(end),
+                    h[_DISCARDED],
+                    h[_SEQ],
+                    len(out),
+                )
+            )
+        self._indexes[stream.path] = out
+        return out
+
+    def packet_items(self, stream: Stream, info: PacketInfo) -> list[Item]:
+        """The events and losses of one packet, losses first (core/trace/source.py).
+
+        Losses are those since the previous packet of the stream, as the merged iteration
+        reports them (the first packet: a non-zero discarded count).
+        """
+        reader = PacketReader(EventDecoder(self.markers, stream), _TSC)
+        if info.index > 0:
+            # The loss tracker starts from the previous packet's counters.
+            index = self._indexes.get(stream.path) or self.packet_index(stream)
+            prev = index[info.index - 1]
+            reader.tracker.prev_seq = -1 if prev.seq is None else prev.seq
+            reader.tracker.prev_disc = prev.events_discarded
+        try:
+            fd = os.open(stream.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise TraceFormatError(f"cannot read {stream.path}: {e.strerror}") from None
+        try:
+            buf = os.pread(fd, info.content_size, info.offset)
+        finally:
+            os.close(fd)
+        if len(buf) < info.content_size:
+            raise self._bad(stream, info.offset, "the file ends inside the packet")
+        try:
+            return reader.items(PACKET_HEADER.unpack_from(buf), buf)
+        except CorruptRecord as e:
+            raise self._bad(stream, info.offset, str(e)) from None
 
     def _chunks(
         self,
