@@ -19,7 +19,11 @@ Installed into the daemon at start (``install(daemon)``, called by daemon/server
   running trace are written, as they are, to the trace's output directory (ctf.TraceWriter:
   metadata with every marker, later markers appended; one stream file per channel and CPU).
   A buffer that produced no packet for FLUSH_S is flushed so a slow channel still reaches disk
-  and live views within 250 ms.  Nothing here ever makes a writer wait.
+  within 250 ms.  While a channel has live subscribers, the consumer ticks every LIVE_S and
+  flushes that channel's buffers after LIVE_S without a packet (LTTng's "live timer"), so an
+  event reaches a live view within about two LIVE_S at any rate; a flushed partial packet
+  leaves the rest of its sub-buffer unused, which is why this cadence is kept for watched
+  channels only.  Nothing here ever makes a writer wait.
 - **Dead writers.**  A sub-buffer left incomplete is reclaimed (dropped, its records counted
   as discarded and lost_dead) only when a process listed as mapping its channel is dead, no
   living mapper is stopped, and every living probe mapper acknowledged a table sent after the
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
 
 CONSUME_S = 0.05
 FLUSH_S = 0.1
+LIVE_S = 0.01  # the consumer's tick and flush period for channels with live subscribers
 PROBE_DEAD_S = 5.0
 TICK_BUDGET_S = 0.03  # consumer work per tick before the loop serves requests again
 ACK_TIMEOUT_S = float(os.environ.get("TRACETUI_ACK_TIMEOUT", "1.0"))
@@ -168,7 +173,7 @@ class Recorder:
         daemon.handle(P.TT_WRITE, write_request)
         daemon.handle(R.TT_LIVE_SUBSCRIBE, self._live_subscribe)
         daemon.handle(R.TT_LIVE_UNSUBSCRIBE, self._live_unsubscribe)
-        daemon.every(CONSUME_S, self.tick)
+        self._tick = daemon.every(CONSUME_S, self.tick)
         daemon.every(1.0, self._reap_probes)
         daemon.peer_gone.append(self._peer_gone)
 
@@ -466,6 +471,7 @@ class Recorder:
     def tick(self) -> None:
         now = time.monotonic()
         deadline = now + TICK_BUDGET_S
+        self._tick.interval = LIVE_S if any(self.subs.values()) else CONSUME_S
         if self.waiters:
             self._check_waiters(now)
         for name, due in list(self._stopping.items()):
@@ -551,25 +557,43 @@ class Recorder:
         assert ch is not None
         subs = self.subs.get(c.path)
         now = time.monotonic()
+        flush_after = LIVE_S if subs else FLUSH_S
         for b in range(ch.nbuf):
             key = (c.shm_name, b)
-            got = False
-            while budget is None or time.monotonic() < budget:
-                pkt = ch.get_packet(b)
-                if pkt is None:
-                    break
-                try:
-                    self._write(t, w, c.name, b, pkt)
-                    if subs:
-                        self._fan_out(subs, b, pkt)
-                finally:
-                    ch.put_packet(b)
+            got = self._take_packets(t, c, w, b, subs, budget)
+            if not got and now - self._last_packet.get(key, 0.0) >= flush_after and ch.flush(b):
+                # A slow buffer: its partial packet is closed and taken now, so it reaches
+                # disk and live views this tick.
+                self._take_packets(t, c, w, b, subs, budget)
                 got = True
             if got:
                 self._last_packet[key] = now
-            elif now - self._last_packet.get(key, 0.0) >= FLUSH_S and ch.flush(b):
-                # A slow buffer: its partial packet is closed so it reaches disk and live views.
-                self._last_packet[key] = now
+
+    def _take_packets(
+        self,
+        t: Trace,
+        c: TraceChannel,
+        w: ctf.TraceWriter,
+        b: int,
+        subs: dict[int, Subscriber] | None,
+        budget: float | None,
+    ) -> bool:
+        """Write (and fan out) the complete packets of buffer ``b``; whether there were any."""
+        ch = c.buffers
+        assert ch is not None
+        got = False
+        while budget is None or time.monotonic() < budget:
+            pkt = ch.get_packet(b)
+            if pkt is None:
+                break
+            try:
+                self._write(t, w, c.name, b, pkt)
+                if subs:
+                    self._fan_out(subs, b, pkt)
+            finally:
+                ch.put_packet(b)
+            got = True
+        return got
 
     # ------------------------------------------------------------------------- live
 
@@ -584,6 +608,8 @@ class Recorder:
         if parts[1] not in t.channels:
             raise TraceError(errno.ENOENT, f"trace '{t.name}' has no channel '{parts[1]}'")
         self.subs.setdefault(path, {})[req.port] = Subscriber(req.port, path)
+        self._tick.interval = LIVE_S
+        self._tick.due = min(self._tick.due, time.monotonic() + LIVE_S)
         clock = {
             "freq_hz": self.cal.freq_hz,
             "tsc0": self.cal.tsc0,

@@ -179,9 +179,11 @@ class Daemon:
         """Route messages of MSG_TYPE to FN (replacing any previous handler)."""
         self.handlers[msg_type] = fn
 
-    def every(self, interval: float, fn: Callable[[], None]) -> None:
-        """Call FN about every INTERVAL seconds from the loop."""
-        self.periodic.append(Periodic(interval, fn, time.monotonic() + interval))
+    def every(self, interval: float, fn: Callable[[], None]) -> Periodic:
+        """Call FN about every INTERVAL seconds from the loop (the caller may change it)."""
+        p = Periodic(interval, fn, time.monotonic() + interval)
+        self.periodic.append(p)
+        return p
 
     def add_reader(self, fd: int, fn: Callable[[], None]) -> None:
         self.readers[fd] = fn
