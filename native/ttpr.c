@@ -497,3 +497,109 @@ int ttpr_emit_i2s2(struct ttpr_marker *m, int64_t a, int64_t b, const char *s, c
     const char *sv[2] = {s, u};
     return emit_fields(m, iv, 2, sv, 2);
 }
+
+/* ---- the C API's emitter (ttpr_va.h) -------------------------------------- */
+
+#include <stdarg.h>
+#include "ttpr_va.h"
+
+int ttpr_marker_wanted(struct ttpr_marker *m)
+{
+    return atomic_load_explicit(tp(m), memory_order_relaxed) != NULL ||
+           __atomic_load_n(&m->count_early, __ATOMIC_RELAXED);
+}
+
+/* Take one field's argument and store it at @p (fixed-size fields). */
+static inline __attribute__((always_inline)) char *va_put(char *p, uint8_t ty, va_list *ap)
+{
+    switch (ty) {
+    case TTPR_I32:
+    case TTPR_U32:
+    case TTPR_X32: {
+        uint32_t u = (uint32_t)va_arg(*ap, unsigned int);
+        memcpy(p, &u, 4);
+        return p + 4;
+    }
+    case TTPR_CHAR:
+        *p = (char)va_arg(*ap, int);
+        return p + 1;
+    case TTPR_PTR: {
+        uint64_t u = (uint64_t)(uintptr_t)va_arg(*ap, void *);
+        memcpy(p, &u, 8);
+        return p + 8;
+    }
+    case TTPR_F64: {
+        double d = va_arg(*ap, double);
+        memcpy(p, &d, 8);
+        return p + 8;
+    }
+    default: {
+        uint64_t u = (uint64_t)va_arg(*ap, unsigned long long);
+        memcpy(p, &u, 8);
+        return p + 8;
+    }
+    }
+}
+
+int ttpr_emit_va(struct ttpr_marker *m, va_list ap)
+{
+    struct rd d;
+    const char *sv[TTPR_MAX_FIELDS];
+    uint32_t slen[TTPR_MAX_FIELDS];
+    uint32_t len = m->fixed_len, ns = 0;
+    va_list args;
+    if (!len && m->nfields) {
+        /* Strings: one pass for the length (and the string pointers). */
+        va_copy(args, ap);
+        for (uint32_t f = 0; f < m->nfields; f++) {
+            uint8_t ty = m->types[f];
+            if (ty == TTPR_STR) {
+                const char *s = va_arg(args, const char *);
+                sv[ns] = s ? s : "(null)";
+                slen[ns] = (uint32_t)strlen(sv[ns]) + 1;
+                len += slen[ns++];
+            } else {
+                char scratch[8];
+                va_put(scratch, ty, &args);
+                len += type_size[ty];
+            }
+        }
+        va_end(args);
+    }
+    if (unlikely(!rd_enter(&d)))
+        return 0;
+    struct ttpr_targets *t = atomic_load_explicit(tp(m), memory_order_acquire);
+    if (!t) {
+        if (unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
+            count_early(m);
+        rd_exit(&d);
+        return 0;
+    }
+    int lost = 0;
+    for (uint32_t k = 0; k < t->n; k++) {
+        struct ttrb_resv r;
+        if (ttrb_reserve(t->chan[k], -1, m->id, len, &r)) {
+            lost++;
+            continue;
+        }
+        char *p = r.payload;
+        uint32_t s = 0;
+        va_copy(args, ap);
+        for (uint32_t f = 0; f < m->nfields; f++) {
+            uint8_t ty = m->types[f];
+            if (ty == TTPR_STR) {
+                (void)va_arg(args, const char *);
+                memcpy(p, sv[s], slen[s]);
+                p += slen[s++];
+            } else {
+                p = va_put(p, ty, &args);
+            }
+        }
+        va_end(args);
+        if (unlikely(atomic_load_explicit(&test_hold, memory_order_relaxed)))
+            test_hold_here();
+        ttrb_commit(&r);
+    }
+    rd_exit(&d);
+    return lost;
+}
