@@ -7,6 +7,7 @@ export succeeded, so a failed export leaves nothing half-written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -129,10 +130,8 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.end()
         if not ok:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
     print(f"{n} events written to {args.output} ({fmt})", file=sys.stderr)
     return 0
 
