@@ -1,9 +1,9 @@
 """Export throughput (`tracetui export`) on a trace recorded with the real ring buffers.
 
-Builds the trace of benchmarks/bench_reader.py (--events events through a real two-buffer
-channel, drained by the daemon's consumer loop into a TraceWriter: half "bench_ints", three
-integers, half "bench_str", pid/tid/comm, so those land on thread tracks) and measures
-(medians of --repeat runs, in this process, output to a temporary file):
+Builds the trace of benchmarks/bench_reader.py (its markers; --events events through a real
+two-buffer channel, drained by the daemon's consumer loop into a TraceWriter: half "bench_ints",
+three integers, half "bench_str", pid/tid/comm over --threads threads, on thread tracks)
+and measures (medians of --repeat runs, in this process, output to a temporary file):
 
     export_eps            events/s of core.trace.export.export_perfetto (to .pftrace)
     export_json_eps       events/s of core.trace.export.export_chrome_json
@@ -29,10 +29,52 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_reader import build_trace  # noqa: E402
+from bench_reader import INTS, STRS
 
-from tracetui.core.trace.export import export_chrome_json, export_perfetto  # noqa: E402
-from tracetui.core.trace.traces import open_trace  # noqa: E402
+from tracetui.core import ring
+from tracetui.core.trace.export import export_chrome_json, export_perfetto
+from tracetui.core.trace.traces import open_trace
+from tracetui.core.trace.writer import TraceWriter
+
+
+def build_trace(path: str, n_events: int, run: int, threads: int) -> None:
+    """bench_reader's trace, but bench_str's pid/tid cycle over THREADS threads of 4 processes
+    (bench_reader writes a new tid per event, which would make a track per event)."""
+    import uuid
+
+    trace_uuid = uuid.uuid4().bytes
+    writer = TraceWriter(path, uuid=trace_uuid, calibration=ring.calibrate(), markers=[INTS, STRS])
+    chan = ring.Channel.create(
+        f"/tracetui-bench-export-{os.getpid()}", 256 * 1024, 8, nbuf=2, uuid=trace_uuid
+    )
+    enc_i, enc_s = INTS.format.encode, STRS.format.encode
+
+    def drain() -> None:
+        for b in range(chan.nbuf):
+            while (p := chan.get_packet(b)) is not None:
+                writer.write_packet("main", b, p)
+                chan.put_packet(b)
+
+    try:
+        write = chan.write
+        for i in range(n_events):
+            b = (i // run) & 1
+            if i & 1:
+                tid = 1000 + (i >> 1) % threads
+                write(1, enc_s(100 + tid % 4, tid, "benchmark-proc-1"), b)
+            else:
+                write(0, enc_i(i, i * 3, -i), b)
+            if i % 20000 == 0:
+                drain()
+        chan.flush()
+        drain()
+        st = chan.stats()
+        if st.recorded != n_events or st.lost:
+            raise SystemExit(f"benchmark trace lost events: {st}")
+    finally:
+        chan.close()
+        chan.unlink()
+        writer.close()
 
 
 def export_once(path: str, out: str, fn: Callable[..., int], mode: str) -> tuple[int, float]:
@@ -57,6 +99,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--run", type=int, default=8, help="events per buffer switch")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=16, help="threads of the bench_str events")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="write the trace here and keep it")
     args = ap.parse_args()
@@ -64,7 +107,7 @@ def main() -> int:
     path = args.keep or os.path.join(tmp, "trace")
     try:
         if not os.path.exists(os.path.join(path, "metadata")):
-            build_trace(path, args.events, args.run)
+            build_trace(path, args.events, args.run, args.threads)
         n = sum(1 for _ in open_trace(path))
         res: dict[str, Any] = {"events": n}
         out = os.path.join(tmp, "out")
@@ -86,9 +129,7 @@ def main() -> int:
                 run_cmd([bt2, "-c", "sink.utils.counter", path]) for _ in range(args.repeat)
             )
             res["export_vs_bt2_counter"] = res["export_eps"] / res["ref_bt2_counter_eps"]
-            res["export_json_vs_bt2_counter"] = (
-                res["export_json_eps"] / res["ref_bt2_counter_eps"]
-            )
+            res["export_json_vs_bt2_counter"] = res["export_json_eps"] / res["ref_bt2_counter_eps"]
         res["export_vs_target_1M"] = res["export_eps"] / 1e6
         res = {
             k: round(v, 2) if ("_vs_" in k or "per_event" in k) else round(v)

@@ -82,15 +82,6 @@ def _span(source: TraceSource) -> tuple[int, int]:
     return (lo or 0, hi or 0)
 
 
-def _thread(fields: dict[str, Any]) -> tuple[int, int] | None:
-    for k in TID_FIELDS:
-        if k in fields:
-            tid = int(fields[k])
-            pid = next((int(fields[p]) for p in PID_FIELDS if p in fields), tid)
-            return pid, tid
-    return None
-
-
 def _walk(
     source: TraceSource, counters: _Counters, progress: Progress | None
 ) -> Iterable[tuple[Any, ...]]:
@@ -107,22 +98,30 @@ def _walk(
     stacks: dict[int, list[tuple[int, str]]] = {}
     pids: dict[int, int] = {}
     use_counters = bool(counters.specs)
+    func_events = CALL_EVENTS | RETURN_EVENTS
+    thread_keys: dict[str, tuple[str | None, str | None] | None] = {}  # name -> (tid, pid) keys
     last_ts = 0
     for batch in source.batches():
         for it in batch:
             ts = it.ts_ns
             last_ts = ts
-            if isinstance(it, Loss):
+            if type(it) is Loss or isinstance(it, Loss):
                 yield ("L", ts, f"lost {it.lost} {it.unit}", it.cpu)
                 continue
             name = it.name
             fields = it.fields
-            if name in CALL_EVENTS or name in RETURN_EVENTS:
-                th = _thread(fields)
+            try:
+                keys = thread_keys[name]
+            except KeyError:
+                tk = next((k for k in TID_FIELDS if k in fields), None)
+                pk = next((k for k in PID_FIELDS if k in fields), tk)
+                keys = thread_keys[name] = (tk, pk) if tk is not None else None
+            th = None if keys is None else (int(fields[keys[1]]), int(fields[keys[0]]))
+            if name in func_events:
                 if th is not None and "func" in fields:
                     tid = th[1]
                     fid = int(fields["func"])
-                    if not any(k in fields for k in PID_FIELDS) and fid >> 32:
+                    if keys[1] == keys[0] and fid >> 32:  # type: ignore[index]
                         th = (fid >> 32, tid)  # a function id is pid << 32 | n
                     pids.setdefault(tid, th[0])
                     stack = stacks.setdefault(tid, [])
@@ -136,7 +135,7 @@ def _walk(
                         continue
             elif name == "py_func":
                 funcs.feed(name, fields)
-            yield ("i", ts, name, it.cpu, _thread(fields), fields)
+            yield ("i", ts, name, it.cpu, th, fields)
             if use_counters:
                 for spec, fld in counters.for_event(name, fields):
                     yield ("C", ts, spec, fields[fld])
@@ -226,20 +225,43 @@ _SEQ_ID = 1
 _CLEARED = 1  # TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
 _NEEDS = 2  # TracePacket.SEQ_NEEDS_INCREMENTAL_STATE
 _SLICE_BEGIN, _SLICE_END, _INSTANT, _COUNTER = 1, 2, 3, 4
+_TYPES = {k: bytes((9 << 3, k)) for k in (1, 2, 3, 4)}  # TrackEvent.type
 _pack_d = struct.Struct("<d").pack
 
 
-def _varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     if n < 0:
         n += 1 << 64
-    if n < 0x80:
-        return bytes((n,))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_SMALL = [_varint_slow(i) for i in range(1 << 14)]
+_LOW = [bytes((i & 0x7F | 0x80, i >> 7 | 0x80)) for i in range(1 << 14)]  # 14 bits, continued
+
+
+def _varint(n: int, _small: list[bytes] = _SMALL, _low: list[bytes] = _LOW) -> bytes:
+    """Base-128 varint (negative numbers as 64-bit two's complement), from two tables."""
+    if n < 0:
+        n += 1 << 64
+    if n < 16384:
+        return _small[n]
+    if n < 1 << 28:
+        return _low[n & 0x3FFF] + _small[n >> 14]
+    if n < 1 << 42:
+        return _low[n & 0x3FFF] + _low[n >> 14 & 0x3FFF] + _small[n >> 28]
+    if n < 1 << 56:
+        return _low[n & 0x3FFF] + _low[n >> 14 & 0x3FFF] + _low[n >> 28 & 0x3FFF] + _small[n >> 42]
+    if n < 1 << 70:
+        return (
+            _low[n & 0x3FFF] + _low[n >> 14 & 0x3FFF] + _low[n >> 28 & 0x3FFF]
+            + _low[n >> 42 & 0x3FFF] + _small[n >> 56]
+        )  # fmt: skip
+    return _varint_slow(n)
 
 
 def _ld(field: int, payload: bytes) -> bytes:
@@ -270,6 +292,7 @@ class _Perfetto:
         self.tracks: dict[Any, bytes] = {}  # key -> encoded track_uuid field
         self.names: dict[str, bytes] = {}  # event name -> encoded name_iid field
         self.arg_names: dict[str, int] = {}
+        self.arg_prefix: dict[str, bytes] = {}
         self.pending_names: list[bytes] = []
         self.pending_args: list[bytes] = []
         self.processes: set[int] = set()
@@ -324,39 +347,57 @@ class _Perfetto:
             self.pending_names.append(_ld(2, _vf(1, iid) + _str(2, name)))  # EventName
         return enc
 
+    def _arg_prefix(self, k: str) -> bytes:
+        iid = len(self.arg_names) + 1
+        self.arg_names[k] = iid
+        self.pending_args.append(_ld(3, _vf(1, iid) + _str(2, k)))
+        pre = _vf(1, iid)  # DebugAnnotation.name_iid
+        self.arg_prefix[k] = pre
+        return pre
+
     def annotations(self, fields: dict[str, Any]) -> bytes:
         parts = []
-        arg_names = self.arg_names
+        prefixes = self.arg_prefix
+        varint = _varint
         for k, v in fields.items():
-            iid = arg_names.get(k)
-            if iid is None:
-                iid = arg_names[k] = len(arg_names) + 1
-                self.pending_args.append(_ld(3, _vf(1, iid) + _str(2, k)))
-            if isinstance(v, bool):
-                val = _vf(2, int(v))
-            elif isinstance(v, int):
-                val = _vf(4, v) if -(1 << 63) <= v < (1 << 63) else _str(6, str(v))
-            elif isinstance(v, float):
-                val = b"\x29" + _pack_d(v)  # double_value (field 5, fixed64)
-            elif isinstance(v, bytes):
+            pre = prefixes.get(k)
+            if pre is None:
+                pre = self._arg_prefix(k)
+            t = type(v)
+            if t is int:
+                val = b"\x20" + varint(v) if -(1 << 63) <= v < (1 << 63) else _str(6, str(v))
+            elif t is str:
+                e = v.encode("utf-8", "replace")
+                val = b"\x32" + varint(len(e)) + e  # string_value (6)
+            elif t is float:
+                val = b"\x29" + _pack_d(v)  # double_value (5, fixed64)
+            elif t is bool:
+                val = b"\x10\x01" if v else b"\x10\x00"  # bool_value (2)
+            elif t is bytes:
                 val = _str(6, v.hex())
+            elif isinstance(v, int):
+                val = _vf(4, int(v))  # int_value (4)
             else:
                 val = _str(6, str(v))
-            body = _vf(1, iid) + val  # DebugAnnotation.name_iid
-            parts.append(_DA_TAG + _varint(len(body)) + body)
+            body = pre + val
+            parts.append(_DA_TAG + varint(len(body)) + body)
         return b"".join(parts)
 
     def event(self, ts: int, kind: int, track: bytes, name: str | None, extra: bytes) -> None:
-        te = _vf(9, kind) + track
+        te = _TYPES[kind] + track
         if name is not None:
-            te += self.name_iid(name)
+            enc = self.names.get(name)
+            te += enc if enc is not None else self.name_iid(name)
         te += extra
-        body = _TS_TAG + _varint(ts) + _TE_TAG + _varint(len(te)) + te + _SEQ_TAIL
+        body = b"".join((_TS_TAG, _varint(ts), _TE_TAG, _varint(len(te)), te, _SEQ_TAIL))
         if self.pending_names or self.pending_args:
             body += _ld(12, b"".join(self.pending_names + self.pending_args))  # interned_data
             self.pending_names.clear()
             self.pending_args.clear()
-        self.packet(body)
+        buf = self.buf
+        buf.append(_PKT_TAG + _varint(len(body)) + body)
+        if len(buf) >= 8192:
+            self.flush()
 
 
 def export_perfetto(
