@@ -293,6 +293,7 @@ class _Perfetto:
         self.names: dict[str, bytes] = {}  # event name -> encoded name_iid field
         self.arg_names: dict[str, int] = {}
         self.arg_prefix: dict[str, bytes] = {}
+        self.heads: dict[tuple[int, bytes, str | None], bytes] = {}
         self.pending_names: list[bytes] = []
         self.pending_args: list[bytes] = []
         self.processes: set[int] = set()
@@ -384,11 +385,11 @@ class _Perfetto:
         return b"".join(parts)
 
     def event(self, ts: int, kind: int, track: bytes, name: str | None, extra: bytes) -> None:
-        te = _TYPES[kind] + track
-        if name is not None:
-            enc = self.names.get(name)
-            te += enc if enc is not None else self.name_iid(name)
-        te += extra
+        head = self.heads.get((kind, track, name))
+        if head is None:
+            head = _TYPES[kind] + track + (b"" if name is None else self.name_iid(name))
+            self.heads[(kind, track, name)] = head
+        te = head + extra
         body = b"".join((_TS_TAG, _varint(ts), _TE_TAG, _varint(len(te)), te, _SEQ_TAIL))
         if self.pending_names or self.pending_args:
             body += _ld(12, b"".join(self.pending_names + self.pending_args))  # interned_data
