@@ -7,6 +7,8 @@ and measures (medians of --repeat runs, in this process, output to a temporary f
 
     export_eps            events/s of core.trace.export.export_perfetto (to .pftrace)
     export_json_eps       events/s of core.trace.export.export_chrome_json
+    ref_read_fields_eps   events/s of iterating open_trace(DIR) with ts_ns and fields (the
+                          reader's ceiling for any exporter written over the TraceSource face)
     ref_bt2_counter_eps   events/s of ``babeltrace2 -c sink.utils.counter DIR`` (if installed)
 
 and the ratios ``export_vs_bt2_counter``.  Target: export_eps >= 1 M events/s.
@@ -123,6 +125,12 @@ def main() -> int:
             res[key.replace("_eps", "_bytes_per_event")] = os.path.getsize(out) / n
             if written < n:
                 raise SystemExit(f"{key}: {written} records written for {n} events")
+        # The ceiling in Python: iterating the source with every event's fields dict built.
+        t0 = time.perf_counter()
+        for it in open_trace(path):
+            it.ts_ns, getattr(it, "fields", None)
+        res["ref_read_fields_eps"] = n / (time.perf_counter() - t0)
+        res["export_vs_read_fields"] = res["export_eps"] / res["ref_read_fields_eps"]
         bt2 = shutil.which("babeltrace2")
         if bt2:
             res["ref_bt2_counter_eps"] = n / statistics.median(
