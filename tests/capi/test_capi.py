@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import start_daemon
+
 from tracetui.cli import config
 from tracetui.core.model.stats import parse_stats
 from tracetui.core.trace.packets import Event, Loss

@@ -371,6 +371,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("dump", module="tracetui.cli.dump"),
     Verb("watch", module="tracetui.cli.watch"),
     Verb("run", module="tracetui.run"),
+    Verb("export", module="tracetui.cli.export"),
     Verb("config", module="tracetui.cli.config"),
 )
 
