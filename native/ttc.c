@@ -666,6 +666,35 @@ static void flush_early(uint64_t timeout_ns)
         msg_attr(&m, TT_A_COUNT, &k, 8);
         msg_send(&m);
     }
+    pthread_cond_broadcast(&changed);
+}
+
+/* At exit: emits counted before their targets came are reported before the process goes
+ * (bounded: at most EXIT_FLUSH_NS, and only while a daemon is connected). */
+#define EXIT_FLUSH_NS 1000000000ull
+__attribute__((destructor)) static void flush_at_exit(void)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 1;
+    if (pthread_mutex_timedlock(&lock, &dl))
+        return;
+    uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
+    for (;;) {
+        int waiting = pending_flush || have_unacked;
+        for (struct impl *im = impls; im && !waiting; im = im->next)
+            waiting = im->early || im->flush_early;
+        if (!waiting || !connected_ || now_ns() >= deadline)
+            break;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += 10000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&changed, &lock, &dl);
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* Acknowledge the applied table once no emit begun under an older one still runs. */
