@@ -3,8 +3,10 @@
     python scripts/screenshots.py [--out screenshots]
 
 Writes main-screen.svg (the demo trace selected), channel-pane.svg (demo/flight with statistics
-and its rate sparkline) and live-view.svg (a live view of demo/flight). Fixtures only: the output
-is the same on every machine and at every run (timestamps in UTC).
+and its rate sparkline) and live-view.svg (a live view of demo/flight), and the explorer's
+(`tracetui open`) on a fixture trace at 80x24: explorer.svg (list and details),
+explorer-filter.svg (a field predicate applied), explorer-statistics.svg. Fixtures only: the
+output is the same on every machine and at every run (timestamps in UTC).
 """
 
 from __future__ import annotations
@@ -43,6 +45,39 @@ async def shoot(name: str, make: Callable[[], TraceConsole], out: Path) -> Path:
     return path
 
 
+# The explorer on a fixture trace: the keys pressed (and text typed into its input) per screen.
+EXPLORER: dict[str, list[str]] = {
+    "explorer": ["down", "down", "down"],
+    "explorer-filter": ["slash", "=sched_switch where prev_pid < 110 and next_comm =~ \"^p\"",
+                        "enter", "down"],
+    "explorer-statistics": ["s"],
+}
+
+
+async def shoot_explorer(name: str, keys: list[str], out: Path, trace: Path) -> Path:
+    from tracetui.core.trace.index import TraceIndex
+    from tracetui.core.trace.traces import open_trace
+    from tracetui.screens.explorer import ExplorerApp, ExplorerPane
+
+    app = ExplorerApp([(str(trace), TraceIndex(open_trace(trace)))])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(ExplorerPane)
+        for key in keys:
+            if key.startswith("="):
+                pane.query_one("Input").value = key[1:]
+            else:
+                await pilot.press(key)
+            for _ in range(200):
+                await pilot.pause(0.02)
+                if not pane.workers:
+                    break
+        await pilot.pause(0.1)
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="screenshots", help="directory (default screenshots)")
@@ -53,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, make in SCREENS.items():
         print(asyncio.run(shoot(name, make, out)))
+    import tempfile
+
+    from tracetui.widgets.explorer_fixtures import write_demo_trace
+
+    out = out.resolve()
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as d:
+        os.chdir(d)  # the explorer shows the path it was given: the same on every run
+        try:
+            write_demo_trace("demo_trace")
+            for name, keys in EXPLORER.items():
+                print(asyncio.run(shoot_explorer(name, keys, out, Path("demo_trace"))))
+        finally:
+            os.chdir(here)
     return 0
 
 

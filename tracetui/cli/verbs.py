@@ -373,6 +373,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("run", module="tracetui.run"),
     Verb("export", module="tracetui.cli.export"),
     Verb("config", module="tracetui.cli.config"),
+    Verb("open", module="tracetui.cli.open"),
 )
 
 

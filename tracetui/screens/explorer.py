@@ -1,0 +1,345 @@
+"""The trace explorer: a recorded trace (any TraceSource) browsed, filtered and counted.
+
+Opened by ``tracetui open DIR [DIR...]`` (one tab per trace).  The event list draws rows from
+core/trace/index.py's TraceIndex (packet headers only at open; packets decoded as rows are
+drawn, in a bounded cache), so the first screen of a large trace costs its packet index, not
+its events.  Filters and statistics scan every event in a worker thread with a progress bar;
+Escape cancels.  The details pane follows the cursor, so every field stays visible on an
+80-column terminal.
+
+Keys: arrows/PgUp/PgDn/Home/End move, ``/`` filter (``NAMES`` globs, ``where PREDICATE``, or
+both: ``sched_* where pid == 42``; empty clears), ``s`` statistics, ``l``/``L`` next/previous
+loss, ``g`` jump to a time (seconds from the trace's start), ``q`` quits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from tracetui.core.model.predicate import EventFilter, PredicateError
+from tracetui.core.trace.index import FilteredRows, Progress, Statistics, TraceIndex
+from tracetui.core.trace.lines import item_line
+from tracetui.core.trace.packets import Event, Loss
+
+__all__ = ["ExplorerApp", "ExplorerPane", "parse_filter"]
+
+_LOSS = Style(color="red", bold=True)
+_CURSOR = Style(reverse=True)
+
+
+def parse_filter(text: str) -> EventFilter:
+    """``NAMES``, ``where PREDICATE`` or ``NAMES where PREDICATE``; PredicateError if bad."""
+    text = text.strip()
+    if text.startswith("where "):
+        return EventFilter("", text[6:])
+    if " where " in text:
+        names, pred = text.split(" where ", 1)
+        return EventFilter(names, pred)
+    return EventFilter(text, "")
+
+
+class EventList(ScrollView, can_focus=True):
+    """Every row of the trace (or of a filter) through the line API."""
+
+    BINDINGS = [
+        Binding("up", "move(-1)", show=False),
+        Binding("down", "move(1)", show=False),
+        Binding("pageup", "page(-1)", show=False),
+        Binding("pagedown", "page(1)", show=False),
+        Binding("home", "edge(0)", show=False),
+        Binding("end", "edge(1)", show=False),
+    ]
+
+    def __init__(self, index: TraceIndex, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.index = index
+        self.rows: TraceIndex | FilteredRows = index
+        # The cursor is anchored to (window, offset): row numbers move while window counts go
+        # from estimates to exact, the item under the cursor must not.
+        self._anchor = (0, 0)
+
+    @property
+    def cursor(self) -> int:
+        k, off = self._anchor
+        return self.rows.window_start(k) + off if self.rows.row_count else 0
+
+    @cursor.setter
+    def cursor(self, row: int) -> None:
+        self._anchor = self.rows.locate(row) if self.rows.row_count else (0, 0)
+
+    def on_mount(self) -> None:
+        self.refresh_size()
+
+    def refresh_size(self) -> None:
+        self.virtual_size = Size(self.size.width, max(1, self.rows.row_count))
+        self.refresh()
+
+    def set_rows(self, rows: TraceIndex | FilteredRows) -> None:
+        self.rows = rows
+        self.cursor = 0
+        self.scroll_to(y=0, animate=False)
+        self.refresh_size()
+        self.post_cursor()
+
+    def current(self) -> Any:
+        got = self.rows.rows(self.cursor, 1) if self.rows.row_count else []
+        return got[0][1] if got else None
+
+    def post_cursor(self) -> None:
+        pane = self.parent
+        while pane is not None and not isinstance(pane, ExplorerPane):
+            pane = pane.parent
+        if pane is not None:
+            pane.show_details(self.current(), self.cursor)
+
+    def go(self, row: int) -> None:
+        n = self.rows.row_count
+        self.cursor = max(0, min(row, n - 1)) if n else 0
+        h = max(1, self.size.height)
+        if self.cursor < self.scroll_offset.y:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= self.scroll_offset.y + h:
+            self.scroll_to(y=self.cursor - h + 1, animate=False)
+        self.refresh_size()
+        self.post_cursor()
+
+    def action_move(self, d: int) -> None:
+        self.go(self.cursor + d)
+
+    def action_page(self, d: int) -> None:
+        self.go(self.cursor + d * max(1, self.size.height - 1))
+
+    def action_edge(self, end: int) -> None:
+        self.go(self.rows.row_count - 1 if end else 0)
+
+    def render_line(self, y: int) -> Strip:
+        row = self.scroll_offset.y + y
+        width = self.size.width
+        got = self.rows.rows(row, 1) if 0 <= row < self.rows.row_count else []
+        if not got:
+            return Strip.blank(width)
+        item = got[0][1]
+        text = item_line(item)
+        style = _LOSS if isinstance(item, Loss) else Style()
+        if row == self.cursor:
+            style = style + _CURSOR
+        if self.rows.row_count != self.virtual_size.height:
+            self.call_later(self.refresh_size)  # estimates became exact
+        return Strip([Segment(text[:width].ljust(width), style)], width)
+
+
+class ExplorerPane(Vertical):
+    """One trace: status line, event list, details, the filter input and a progress bar."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "filter"),
+        Binding("s", "statistics", "statistics"),
+        Binding("l", "loss(0)", "next loss"),
+        Binding("L", "loss(1)", "prev loss"),
+        Binding("g", "goto", "go to time"),
+        Binding("escape", "cancel", "cancel", show=False),
+    ]
+
+    def __init__(self, path: str, index: TraceIndex, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.path = path
+        self.index = index
+        self.filter_text = ""
+        self._mode = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._status(), classes="explorer-status")
+        yield EventList(self.index, classes="explorer-list")
+        yield Static("", classes="explorer-details")
+        yield Input(placeholder="", classes="explorer-input")
+        yield ProgressBar(total=1.0, show_eta=False, classes="explorer-progress")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).display = False
+        self.query_one(ProgressBar).display = False
+        self.query_one(EventList).focus()
+        self.query_one(EventList).post_cursor()
+
+    def _status(self, extra: str = "") -> str:
+        rows = self.query_one(EventList).rows if self.is_mounted else self.index
+        exact = "" if getattr(rows, "exact_count", True) else "~"
+        flt = f"  filter: {self.filter_text}" if self.filter_text else ""
+        return f"{self.path}  {exact}{rows.row_count:,} rows{flt}{extra}"
+
+    def set_status(self, extra: str = "") -> None:
+        self.query_one(".explorer-status", Static).update(self._status(extra))
+
+    def show_details(self, item: Any, row: int) -> None:
+        details = self.query_one(".explorer-details", Static)
+        if item is None:
+            details.update("(no rows)")
+            return
+        where = f"cpu {item.cpu}  channel {item.channel}  row {row:,}"
+        if isinstance(item, Event):
+            fields = "  ".join(f"{k}={v!r}" for k, v in item.fields.items())
+            details.update(f"{item.name}  ts {item.ts_ns} ns  {where}\n{fields or '(no fields)'}")
+        else:
+            details.update(f"LOST {item.lost} {item.unit}  ts {item.ts_ns} ns  {where}")
+        self.set_status()
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def _ask(self, mode: str, placeholder: str, value: str = "") -> None:
+        self._mode = mode
+        inp = self.query_one(Input)
+        inp.placeholder = placeholder
+        inp.value = value
+        inp.display = True
+        inp.focus()
+
+    def action_filter(self) -> None:
+        self._ask("filter", "NAMES, where PREDICATE, or both (empty clears)", self.filter_text)
+
+    def action_goto(self) -> None:
+        self._ask("goto", "seconds from the trace's start, e.g. 1.25")
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        message.stop()
+        text = message.value.strip()
+        mode = self._mode
+        if mode == "filter":
+            try:
+                flt = parse_filter(text)
+            except PredicateError as e:
+                self.set_status(f"  error: {e}")
+                return
+            self._close_input()
+            self.filter_text = text
+            if not flt:
+                self.query_one(EventList).set_rows(self.index)
+                self.set_status()
+            else:
+                self.run_filter(flt)
+        elif mode == "goto":
+            try:
+                seconds = float(text)
+            except ValueError:
+                self.set_status(f"  error: {text!r} is not a number of seconds")
+                return
+            self._close_input()
+            lst = self.query_one(EventList)
+            first = self.index.row_time(0) or 0
+            lst.go(lst.rows.row_at_time(first + int(seconds * 1e9)))
+
+    def _close_input(self) -> None:
+        self.query_one(Input).display = False
+        self.query_one(EventList).focus()
+
+    def action_loss(self, backwards: int) -> None:
+        lst = self.query_one(EventList)
+        item = lst.current()
+        ts = getattr(item, "ts_ns", 0)
+        mark = self.index.loss_near(ts + (-1 if backwards else 1), backwards=bool(backwards))
+        if mark is None:
+            self.set_status("  no further loss")
+            return
+        if lst.rows is not self.index:
+            lst.set_rows(self.index)
+            self.filter_text = ""
+        lst.go(self.index.row_of_loss(mark))
+
+    def action_cancel(self) -> None:
+        if self.query_one(Input).display:
+            self._close_input()
+            self.set_status()
+            return
+        self.workers.cancel_all()
+        self.query_one(ProgressBar).display = False
+        self.set_status("  cancelled")
+
+    # -- scans in a worker ------------------------------------------------------------------------
+
+    def _progress(self, p: Progress) -> None:
+        bar = self.query_one(ProgressBar)
+        bar.display = True
+        bar.update(progress=p.fraction)
+
+    @work(thread=True, exclusive=True, group="scan")
+    def run_filter(self, flt: EventFilter) -> None:
+        worker = get_current_worker()
+        counts = None
+        for step in self.index.filter_windows(flt):
+            if worker.is_cancelled:
+                return
+            if isinstance(step, Progress):
+                self.app.call_from_thread(self._progress, step)
+            else:
+                counts = step
+        if counts is not None:
+            self.app.call_from_thread(self._filtered, FilteredRows(self.index, flt, counts))
+
+    def _filtered(self, rows: FilteredRows) -> None:
+        self.query_one(ProgressBar).display = False
+        self.query_one(EventList).set_rows(rows)
+        self.set_status()
+
+    def action_statistics(self) -> None:
+        self.run_statistics()
+
+    @work(thread=True, exclusive=True, group="scan")
+    def run_statistics(self) -> None:
+        worker = get_current_worker()
+        for step in self.index.statistics():
+            if worker.is_cancelled:
+                return
+            if isinstance(step, Progress):
+                self.app.call_from_thread(self._progress, step)
+            elif isinstance(step, Statistics):
+                self.app.call_from_thread(self._show_statistics, step)
+
+    def _show_statistics(self, st: Statistics) -> None:
+        self.query_one(ProgressBar).display = False
+        lines = [f"{st.events:,} events over {st.duration_s:.3f} s"]
+        for title, table in (("name", st.by_name), ("cpu", st.by_cpu), ("channel", st.by_channel)):
+            lines.append(f"per {title}:")
+            for key, n in sorted(table.items(), key=lambda kv: -kv[1]):
+                lines.append(f"  {key!s:24} {n:>12,}  {st.rate(n):>12,.0f}/s")
+        if st.lost_events or st.lost_packets:
+            lines.append("losses per stream:")
+            for key, n in sorted(st.lost_events.items()):
+                lines.append(f"  {key:24} {n:>12,} events")
+            for key, n in sorted(st.lost_packets.items()):
+                lines.append(f"  {key:24} {n:>12,} packets")
+        else:
+            lines.append("no losses")
+        self.query_one(".explorer-details", Static).update("\n".join(lines))
+
+
+class ExplorerApp(App[None]):
+    """``tracetui open``: one tab per trace, no daemon needed."""
+
+    CSS = """
+    .explorer-status { height: 1; background: $boost; }
+    .explorer-list { height: 1fr; }
+    .explorer-details { height: auto; max-height: 12; border-top: solid $accent; }
+    .explorer-progress { height: 1; }
+    """
+    BINDINGS = [Binding("q", "quit", "quit")]
+
+    def __init__(self, traces: list[tuple[str, TraceIndex]]) -> None:
+        super().__init__()
+        self.traces = traces
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent():
+            for i, (path, index) in enumerate(self.traces):
+                with TabPane(path.rstrip("/").rsplit("/", 1)[-1] or path, id=f"trace{i}"):
+                    yield ExplorerPane(path, index)
+        yield Footer()
