@@ -88,6 +88,7 @@ def test_mkdir_creates_a_trace_with_a_default_main_channel(c: Client, name: str)
         "filter",
         "output",
         "snapshot",
+        "relay",
     }
     main = f"{name}/main"
     assert c.read(f"{main}/global") == "0"

@@ -208,6 +208,7 @@ async def capture_trace(client: NamespaceClient, name: str) -> TraceLayout:
         filter=t.filter,
         output=_saved_output(name, t.output),
         channels=tuple(channels),
+        relay=t.relay or None,
     )
 
 
@@ -230,6 +231,8 @@ def _differences(want: TraceLayout, have: TraceLayout) -> str | None:
         return "its filter differs"
     if want.output is not None and want.output != have.output:
         return "its output directory differs"
+    if (want.relay or "") != (have.relay or ""):
+        return "its relay differs"
     wanted = {c.name: c for c in want.channels}
     present = {c.name: c for c in have.channels}
     if set(wanted) != set(present):
@@ -290,6 +293,8 @@ async def create_trace(client: NamespaceClient, trace: TraceLayout) -> None:
         for chan in trace.channels:
             if chan.allocated:
                 await client.write(f"{trace.name}/{chan.name}/allocate", "1")
+        if trace.relay:
+            await client.write(f"{trace.name}/relay", trace.relay)
     except BaseException:
         await _remove_quietly(client, trace.name)
         raise

@@ -52,6 +52,7 @@ class TraceState:
     filter: tuple[str, ...]
     output: str
     channels: tuple[ChannelState, ...]
+    relay: str = ""  # the lttng-relayd it streams to ("" when not streaming)
 
     def channel(self, name: str) -> ChannelState | None:
         return next((c for c in self.channels if c.name == name), None)
@@ -138,8 +139,10 @@ async def read_channel(client: StateClient, trace: str, name: str) -> ChannelSta
 
 
 async def read_trace(client: StateClient, name: str) -> TraceState:
-    names = [e.name for e in await client.ls(name) if e.kind == "dir"]
+    entries = await client.ls(name)
+    names = [e.name for e in entries if e.kind == "dir"]
     channels = [await read_channel(client, name, c) for c in names]
+    has_relay = any(e.name == "relay" and e.kind != "dir" for e in entries)
     # main first, then in creation order (as ls lists them).
     channels.sort(key=lambda c: c.name != "main")
     return TraceState(
@@ -148,6 +151,7 @@ async def read_trace(client: StateClient, name: str) -> TraceState:
         filter=parse_rules(await client.read(f"{name}/filter")),
         output=(await client.read(f"{name}/output")).strip(),
         channels=tuple(channels),
+        relay=(await client.read(f"{name}/relay")).strip() if has_relay else "",
     )
 
 

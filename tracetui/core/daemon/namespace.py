@@ -10,6 +10,7 @@ carries verbs to it over netlink. Layout (``rw`` writable, ``ro`` read-only, ``w
     <trace>/filter          rw  event filter rules (tracetui.core.daemon.filters); default "*"
     <trace>/output          rw  CTF output directory (absolute); fixed while the trace runs
     <trace>/snapshot        rw  write 1: write the flight channels now; read: snapshots taken
+    <trace>/relay           rw  net://HOST[:CTRL[:DATA]]: also stream to an lttng-relayd ("" stops)
     <trace>/<channel>/          mkdir adds a channel (also while the trace runs)
     <trace>/<channel>/subbuf_size  rw  bytes, power of two ("256K" accepted); fixed once allocated
     <trace>/<channel>/n_subbuf     rw  power of two >= 2; fixed once allocated
@@ -52,7 +53,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SHM_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 # name -> writable, in the order ls shows them
-TRACE_FILES: dict[str, bool] = {"start": True, "filter": True, "output": True, "snapshot": True}
+TRACE_FILES: dict[str, bool] = {
+    "start": True, "filter": True, "output": True, "snapshot": True, "relay": True
+}
 CHANNEL_FILES: dict[str, bool] = {
     "subbuf_size": True,
     "n_subbuf": True,
@@ -116,6 +119,7 @@ class Trace:
     running: bool = False
     snapshots: int = 0
     next_stream_id: int = 0
+    relay: str = ""  # net://HOST[:CTRL[:DATA]] of an lttng-relayd, "" when not streaming
 
     @property
     def allocated(self) -> bool:
@@ -145,6 +149,7 @@ class Hooks:
     flight_changed: list[ChannelHook] = field(default_factory=list)
     removing: list[TraceHook] = field(default_factory=list)  # stopped, about to be removed
     snapshot: list[TraceHook] = field(default_factory=list)  # write the flight channels now
+    relay_changed: list[TraceHook] = field(default_factory=list)  # Trace.relay set or cleared
 
 
 @dataclass
@@ -386,6 +391,8 @@ class Namespace:
             return t.filter.text()
         if name == "output":
             return t.output
+        if name == "relay":
+            return t.relay
         return str(t.snapshots)
 
     @staticmethod
@@ -454,6 +461,19 @@ class Namespace:
                 )
             t.output = os.path.normpath(out)
             self._emit("write", path, t.output)
+        elif name == "relay":
+            from tracetui.core.wire.relayd import parse_url
+
+            url = ""
+            if value.strip():
+                try:
+                    url = str(parse_url(value))
+                except ValueError as e:
+                    raise _err(errno.EINVAL, f"{path}: {e}") from None
+            t.relay = url
+            for hook in self.hooks.relay_changed:
+                hook(t)
+            self._emit("write", path, t.relay)
         else:
             if not _flag(path, value):
                 raise _err(errno.EINVAL, f"write 1 to {path} to take a snapshot")

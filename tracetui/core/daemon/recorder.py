@@ -51,9 +51,11 @@ from typing import TYPE_CHECKING
 
 from tracetui.core import ring
 from tracetui.core.daemon.log import log
+from tracetui.core.daemon.relay import RelayStreamer
 from tracetui.core.errors import TraceError
 from tracetui.core.model.formats import check_event_name, parse_format
 from tracetui.core.trace import writer as ctf
+from tracetui.core.trace.metadata import stream_file_name
 from tracetui.core.wire import protocol as P
 from tracetui.core.wire import recording as R
 from tracetui.core.wire.protocol import Change
@@ -156,6 +158,8 @@ class Recorder:
         h.removing.append(self._on_removing)
         h.freeing.append(self._on_freeing)
         h.snapshot.append(self._on_snapshot)
+        h.relay_changed.append(self._on_relay)
+        self.relays: dict[str, RelayStreamer] = {}  # trace -> its streamer to an lttng-relayd
         self.ns.listeners.append(self._on_change)
         daemon.handle(R.TT_PROBE_HELLO, self._hello)
         daemon.handle(R.TT_MARKER, self._marker)
@@ -399,6 +403,9 @@ class Recorder:
             del self.writers[t.name]
 
     def _on_removing(self, t: Trace) -> None:
+        relay = self.relays.pop(t.name, None)
+        if relay is not None:
+            relay.close(timeout=0)
         w = self.writers.pop(t.name, None)
         if w is not None:
             w.close()
@@ -447,9 +454,25 @@ class Recorder:
 
     def _write(self, t: Trace, w: ctf.TraceWriter, channel: str, cpu: int, pkt: memoryview) -> None:
         try:
-            w.write_packet(channel, cpu, pkt)
+            new = w.write_packet(channel, cpu, pkt)
         except OSError as e:
             self._output_failed(t, e)
+            new = True
+        relay = self.relays.get(t.name)
+        if relay is not None and new:
+            relay.put(stream_file_name(channel, cpu), pkt)
+
+    def _on_relay(self, t: Trace) -> None:
+        """The trace's relay file changed: stop the old streamer (it finishes on its own
+        thread), start one for the new URL.  The output directory must exist for the metadata,
+        so a trace not recording yet starts streaming when its writer opens."""
+        old = self.relays.pop(t.name, None)
+        if old is not None:
+            old.close(timeout=0)
+        if t.relay:
+            from tracetui.core.wire.relayd import parse_url
+
+            self.relays[t.name] = RelayStreamer(parse_url(t.relay), t.name, lambda: t.output)
 
     def _output_failed(self, t: Trace, e: OSError) -> None:
         """A packet could not reach disk (disk full, I/O error): lost, counted, and said."""
@@ -678,6 +701,7 @@ class Recorder:
             "reclaimed": self.reclaimed,
             "unacknowledged": {str(k): v for k, v in self.unacknowledged.items()},
             "last_write_error": self.last_write_error,
+            "relays": {name: r.status() for name, r in self.relays.items()},
         }
 
     def close(self) -> None:
@@ -688,6 +712,9 @@ class Recorder:
                 w.sync()
             w.close()
         self.writers.clear()
+        for r in self.relays.values():
+            r.close(timeout=5.0)
+        self.relays.clear()
 
 
 def install(daemon: Daemon) -> Recorder:

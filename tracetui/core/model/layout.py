@@ -66,6 +66,7 @@ class TraceLayout:
     filter: tuple[str, ...] = ()
     output: str | None = None
     channels: tuple[ChannelLayout, ...] = ()
+    relay: str | None = None  # net://... of the lttng-relayd it streams to
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def _document(layout: Layout) -> dict[str, Any]:
         t: dict[str, Any] = {"name": trace.name, "filter": list(trace.filter)}
         if trace.output is not None:
             t["output"] = trace.output
+        if trace.relay:
+            t["relay"] = trace.relay
         t["channel"] = [
             {
                 "name": c.name,
@@ -259,7 +262,7 @@ def loads(text: str, source: str = "the layout") -> Layout:
     traces: list[TraceLayout] = []
     for i, raw in enumerate(top.tables("trace"), 1):
         tc = _Checker(raw, f"{source} trace #{i}")
-        tc.known(["name", "filter", "output", "channel"])
+        tc.known(["name", "filter", "output", "relay", "channel"])
         tname = _name(tc, "trace")
         tc.where = f"{source} trace {tname!r}"
         if any(t.name == tname for t in traces):
@@ -298,6 +301,7 @@ def loads(text: str, source: str = "the layout") -> Layout:
                 filter=tc.strings("filter"),
                 output=tc.string("output"),
                 channels=tuple(channels),
+                relay=tc.string("relay"),
             )
         )
 
