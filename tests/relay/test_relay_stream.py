@@ -138,3 +138,55 @@ def test_a_layout_keeps_the_relay_and_applies_it(daemon, tmp_path: Path) -> None
     text = asyncio.run(roundtrip())
     assert 'relay = "net://127.0.0.1:9:10"' in text
     assert daemon.client.read("kept/relay") == "net://127.0.0.1:9:10"
+
+
+def test_a_restarted_relayd_is_reconnected_and_the_gap_counted(tmp_path: Path, daemon) -> None:
+    exe = shutil.which("lttng-relayd")
+    if not exe:
+        pytest.skip("lttng-relayd is not installed (Debian package lttng-tools)")
+    c, d, live = _free_ports(3)
+    out = tmp_path / "relayd"
+
+    def start() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen([exe, "-C", f"tcp://127.0.0.1:{c}", "-D", f"tcp://127.0.0.1:{d}",
+                              "-L", f"tcp://127.0.0.1:{live}", "-o", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return p
+
+    rp = start()
+    try:
+        cl = daemon.client
+        cl.mkdir("r")
+        cl.write("r/output", str(tmp_path / "local"))
+        cl.write("r/main/subbuf_size", "4K")
+        cl.write("r/relay", f"net://127.0.0.1:{c}:{d}")
+        cl.write("r/start", "1")
+        emit = lambda n: subprocess.run(  # noqa: E731
+            [sys.executable, "-c", EMIT, "h", str(n)], env=daemon.env(), check=True, timeout=60)
+        emit(2000)
+        first = wait_sent(daemon, "r")
+        rp.kill()
+        rp.wait(5)
+        emit(2000)  # streamed into the void: the connection breaks, the gap is counted
+        deadline = time.monotonic() + 10
+        while relay_status(daemon, "r")["state"] != "error":
+            assert time.monotonic() < deadline, relay_status(daemon, "r")
+            emit(200)
+            time.sleep(0.2)
+        rp = start()
+        deadline = time.monotonic() + 15
+        while True:
+            emit(200)
+            s = relay_status(daemon, "r")
+            if s["state"] == "connected" and s["packets_sent"] > first["packets_sent"] + 1:
+                break
+            assert time.monotonic() < deadline, s
+            time.sleep(0.3)
+        cl.write("r/start", "0")
+        s = wait_sent(daemon, "r")
+        assert s["reconnects"] >= 1
+        assert s["packets_lost"] > 0  # the packets the dead relayd never got are counted
+    finally:
+        rp.terminate()
+        rp.wait(5)

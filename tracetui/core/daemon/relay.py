@@ -63,6 +63,7 @@ class RelayStreamer:
         self.bytes_sent = 0
         self.packets_lost = 0
         self.reconnects = 0
+        self._sessions = 0
         self._queue: collections.deque[_Packet] = collections.deque()
         self._inflight: list[_Packet | None] = []
         self._queued_bytes = 0
@@ -114,7 +115,6 @@ class RelayStreamer:
     # -- the thread ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        first = True
         while True:
             with self._cv:
                 if self._stop and not self._queue:
@@ -135,9 +135,6 @@ class RelayStreamer:
                         return
                 if changed:
                     log(f"trace '{self.trace}': relay {self.url}: {text}")
-            if not first:
-                self.reconnects += 1
-            first = False
             deadline = time.monotonic() + RETRY_S
             with self._cv:
                 while not self._stop and time.monotonic() < deadline:
@@ -149,6 +146,10 @@ class RelayStreamer:
         try:
             host = hostname()
             client.create_session(self.trace, host, LIVE_TIMER_US)
+            with self._cv:
+                if self._sessions:
+                    self.reconnects += 1  # a new session after a relayd that went away
+                self._sessions += 1
             path = f"{host}/{self.trace}"
             meta = client.add_stream("metadata", path)
             handles: dict[str, int] = {}
