@@ -40,7 +40,7 @@ from tracetui.core.trace.tsdl import (
     read_metadata_file,
 )
 
-__all__ = ["CTFEvent", "CTFTrace", "EnumValue"]
+__all__ = ["CTFClock", "CTFEvent", "CTFTrace", "EnumValue"]
 
 _BATCH = 4096
 
@@ -82,6 +82,25 @@ class CTFEvent:
 
     def __repr__(self) -> str:
         return f"CTFEvent({self.name}, ts_ns={self.ts_ns}, cpu={self.cpu}, fields={self.fields!r})"
+
+
+def _cycles_ns(freq: int, cycles: int) -> int:
+    # babeltrace2's bt_util_cycles_to_ns: exact at 1 GHz, in doubles otherwise
+    return cycles if freq == 1_000_000_000 else int(1e9 * cycles / freq)
+
+
+class CTFClock(TraceClock):
+    """A CTF clock class: ns computed as babeltrace2 computes them (exact at 1 GHz)."""
+
+    @property
+    def base_ns(self) -> int:
+        return self.offset_s * 1_000_000_000 + _cycles_ns(self.freq, self.offset)
+
+    def wall_ns(self, tsc: int) -> int:
+        return self.base_ns + _cycles_ns(self.freq, tsc)
+
+    def mono_ns(self, tsc: int) -> int:
+        return _cycles_ns(self.freq, tsc)
 
 
 def _name(n: str) -> str:
@@ -408,7 +427,7 @@ class _Sub:
         c = next(iter(md.clocks.values()), None)
         freq, off_s, off = (c.freq, c.offset_s, c.offset) if c else (1_000_000_000, 0, 0)
         # babeltrace2 moves whole seconds of the offset into offset_s before any float math
-        self.clock = TraceClock(freq, off_s + off // freq, off % freq, 0, 0)
+        self.clock = CTFClock(freq, off_s + off // freq, off % freq, 0, 0)
         self.header = compile_type(md.packet_header) if md.packet_header else None
         self.streams: dict[int, Any] = {}
         for sid, sc in md.streams.items():
