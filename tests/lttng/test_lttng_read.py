@@ -48,22 +48,31 @@ def test_parser_variant_enum_sequence() -> None:
 stream { id = 0; event.header := struct {
     enum : integer { size = 5; align = 1; } { compact = 0 ... 30, extended = 31 } id;
     variant <id> {
-        struct { integer { size = 27; align = 1; map = clock.monotonic.value; } timestamp; } compact;
-        struct { uint32_t id; integer { size = 64; align = 8; map = clock.monotonic.value; } timestamp; } extended;
+        struct { integer { size = 27; align = 1; map = clock.monotonic.value; }
+            timestamp; } compact;
+        struct { uint32_t id;
+            integer { size = 64; align = 8; map = clock.monotonic.value; } timestamp; } extended;
     } v; } align(8); };
 event { name = "e"; id = 0; stream_id = 0; fields := struct {
-    uint8_t _n; integer { size = 16; align = 8; signed = 1; base = 16; } _seq[ _n ]; string _s; }; };
+    uint8_t _n; integer { size = 16; align = 8; signed = 1; base = 16; } _seq[ _n ];
+    string _s; }; };
 """
     )
     hdr = md.streams[0].event_header
     assert hdr is not None and hdr.min_align == 8
-    (id_name, id_t), (v_name, v_t) = hdr.fields
+    (_, id_t), (_, v_t) = hdr.fields
     assert isinstance(id_t, Enum) and id_t.label(31) == "extended" and id_t.label(3) == "compact"
-    assert isinstance(v_t, Variant) and v_t.tag == "id" and [n for n, _ in v_t.options] == ["compact", "extended"]
+    assert (
+        isinstance(v_t, Variant)
+        and v_t.tag == "id"
+        and [n for n, _ in v_t.options] == ["compact", "extended"]
+    )
     ts = v_t.options[0][1].fields[0][1]
     assert isinstance(ts, Int) and ts.size == 27 and ts.clock == "monotonic"
     seq = md.streams[0].events[0].fields.fields[1][1]
-    assert isinstance(seq, Sequence) and seq.length == "_n" and seq.elem.signed and seq.elem.base == 16
+    assert (
+        isinstance(seq, Sequence) and seq.length == "_n" and seq.elem.signed and seq.elem.base == 16
+    )
     assert md.clocks["monotonic"].offset == 5
 
 
@@ -71,10 +80,20 @@ event { name = "e"; id = 0; stream_id = 0; fields := struct {
     ("snippet", "words"),
     [
         ("trace { major = 2; minor = 0; };", "CTF 2.0"),
-        (_BASE + "event { name = \"e\"; fields := struct { floaty _x; }; };", "'floaty' is not declared"),
-        (_BASE + "event { name = \"e\"; fields := struct { integer { size = 8; weird = 1; } _x; }; };", "'weird'"),
-        (_BASE + "event { name = \"e\"; fields := struct { integer { size = 128; } _x; }; };", "128 bits"),
-        (_BASE + "event { name = \"e\" fields", "expected ';'"),
+        (
+            _BASE + 'event { name = "e"; fields := struct { floaty _x; }; };',
+            "'floaty' is not declared",
+        ),
+        (
+            _BASE
+            + 'event { name = "e"; fields := struct { integer { size = 8; weird = 1; } _x; }; };',
+            "'weird'",
+        ),
+        (
+            _BASE + 'event { name = "e"; fields := struct { integer { size = 128; } _x; }; };',
+            "128 bits",
+        ),
+        (_BASE + 'event { name = "e" fields', "expected ';'"),
     ],
 )
 def test_parser_unsupported_is_one_sentence(snippet: str, words: str) -> None:
@@ -92,7 +111,9 @@ def test_packetized_metadata_both_orders(tmp_path: Path) -> None:
         for c in chunks:
             content = (37 + len(c)) * 8
             size = content + 64  # padding after the content
-            data += struct.pack(order + "I16sIIIBBBBB", 0x75D11D57, b"\0" * 16, 0, content, size, 0, 0, 0, 1, 8)
+            data += struct.pack(
+                order + "I16sIIIBBBBB", 0x75D11D57, b"\0" * 16, 0, content, size, 0, 0, 0, 1, 8
+            )
             data += c + b"\0" * 8
         p = tmp_path / f"metadata{order}"
         p.write_bytes(data)
@@ -106,7 +127,10 @@ def _need() -> None:
     for tool in ("lttng", "lttng-sessiond", "babeltrace2", "gcc"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
-    inc = [Path("/usr/include/lttng/tracepoint.h"), Path("/usr/include/x86_64-linux-gnu/lttng/tracepoint.h")]
+    inc = [
+        Path("/usr/include/lttng/tracepoint.h"),
+        Path("/usr/include/x86_64-linux-gnu/lttng/tracepoint.h"),
+    ]
     if not any(p.exists() for p in inc):
         pytest.skip("the lttng-ust headers (liblttng-ust-dev) are not installed")
 
@@ -122,8 +146,19 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("lttng")
     prog = tmp / "prov"
     r = subprocess.run(
-        ["gcc", "-O1", f"-I{HERE}", "-o", str(prog), str(HERE / "prov.c"), "-llttng-ust", "-ldl", "-lpthread"],
-        capture_output=True, text=True,
+        [
+            "gcc",
+            "-O1",
+            f"-I{HERE}",
+            "-o",
+            str(prog),
+            str(HERE / "prov.c"),
+            "-llttng-ust",
+            "-ldl",
+            "-lpthread",
+        ],
+        capture_output=True,
+        text=True,
     )
     if r.returncode:
         pytest.skip(f"cannot build an lttng-ust provider: {r.stderr.strip().splitlines()[-1:]}")
@@ -131,7 +166,9 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     home.mkdir()
     env = {**os.environ, "LTTNG_HOME": str(home), "TZ": "UTC"}
     env.pop("LTTNG_UST_REGISTER_TIMEOUT", None)
-    sd = subprocess.Popen(["lttng-sessiond"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sd = subprocess.Popen(
+        ["lttng-sessiond"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     out: dict[str, Path] = {}
     try:
         deadline = time.monotonic() + 10
@@ -146,7 +183,12 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             _run("lttng", "enable-event", "-u", "-c", "ch", "prov:*", env=env)
             _run("lttng", "add-context", "-u", "-c", "ch", "-t", "vpid", "-t", "vtid", env=env)
             _run("lttng", "start", f"s{mode}", env=env)
-            _run(str(prog), str(THREADS), str(PER_THREAD), env={**env, "LTTNG_UST_REGISTER_TIMEOUT": "-1"})
+            _run(
+                str(prog),
+                str(THREADS),
+                str(PER_THREAD),
+                env={**env, "LTTNG_UST_REGISTER_TIMEOUT": "-1"},
+            )
             _run("lttng", "stop", f"s{mode}", env=env)
             _run("lttng", "destroy", f"s{mode}", env=env)
             out[mode] = dest
@@ -169,7 +211,11 @@ def _bt(v: Any, base: int = 10) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, list):
-        return "[ " + ", ".join(f"[{i}] = {_bt(x, base)}" for i, x in enumerate(v)) + " ]" if v else "[ ]"
+        return (
+            "[ " + ", ".join(f"[{i}] = {_bt(x, base)}" for i, x in enumerate(v)) + " ]"
+            if v
+            else "[ ]"
+        )
     if isinstance(v, int) and base == 16:
         return f"0x{v:X}"
     return str(v)
@@ -202,7 +248,11 @@ def _ours(trace_dir: Path) -> list[tuple[int, str]]:
         ctx = ", ".join(f"{k} = {_bt(v)}" for k, v in e.context.items())
         f = ", ".join(f"{k} = {_bt(v, bases.get((e.name, k), 10))}" for k, v in e.fields.items())
         lines.append(
-            (e.ts_ns, f"[{time_of_day(e.wall_ns)}] {host} {e.name}: {{ cpu_id = {e.cpu} }}, {{ {ctx} }}, {{ {f} }}")
+            (
+                e.ts_ns,
+                f"[{time_of_day(e.wall_ns)}] {host} {e.name}: "
+                f"{{ cpu_id = {e.cpu} }}, {{ {ctx} }}, {{ {f} }}",
+            )
         )
     return lines
 
@@ -211,7 +261,10 @@ def _ours(trace_dir: Path) -> list[tuple[int, str]]:
 def test_events_equal_babeltrace2(traces: dict[str, Path], mode: str) -> None:
     d = traces[mode]
     r = subprocess.run(
-        ["babeltrace2", "--no-delta", str(d)], capture_output=True, text=True, env={**os.environ, "TZ": "UTC"}
+        ["babeltrace2", "--no-delta", str(d)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TZ": "UTC"},
     )
     assert r.returncode == 0, r.stderr
     # babeltrace2 2.0 prints a zero-length text sequence with the previous event's text (a
@@ -249,7 +302,10 @@ def test_streams_and_packets(traces: dict[str, Path]) -> None:
 
 def test_dump_cli_reads_lttng(traces: dict[str, Path]) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "tracetui", "dump", str(traces["pid"])], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "tracetui", "dump", str(traces["pid"])],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         lines = generic_lines(trace, args.json)
     else:
         lines = json_lines(trace) if args.json else text_lines(trace)
-    if isinstance(trace, TraceDirectory) and has_function_events(m.name for m in trace.markers.values()):
+    if isinstance(trace, TraceDirectory) and has_function_events(
+        m.name for m in trace.markers.values()
+    ):
         lines = annotate_dump(lines, args.json)  # function ids -> qualified names
     # Millions of short-lived tuples and no reference cycles: the cyclic
     # collector's periodic scans would be pure overhead here.
@@ -428,8 +430,13 @@ def generic_lines(trace: TraceSource, as_json: bool) -> Iterator[bytes]:
                         f"{loss_text(it.lost, it.unit)}"
                     )
             elif as_json:
-                d = {"ts_ns": it.ts_ns, "cpu": it.cpu, "channel": it.channel, "name": it.name,
-                     "fields": _plain(it.fields)}
+                d = {
+                    "ts_ns": it.ts_ns,
+                    "cpu": it.cpu,
+                    "channel": it.channel,
+                    "name": it.name,
+                    "fields": _plain(it.fields),
+                }
                 ctx = getattr(it, "context", None)
                 if ctx:
                     d["context"] = _plain(ctx)

@@ -153,11 +153,15 @@ def _lookup(path: str, scopes: list[dict[str, Any]], ctx: _Ctx) -> Any:
                     v = r
                     break
         if v is None:
-            raise TraceFormatError(f"field {parts[0]!r} that a sequence or variant refers to is not decoded")
+            raise TraceFormatError(
+                f"field {parts[0]!r} that a sequence or variant refers to is not decoded"
+            )
         rest = parts
     for p in rest:
         if not isinstance(v, dict) or p not in v:
-            raise TraceFormatError(f"field {path!r} that a sequence or variant refers to is not decoded")
+            raise TraceFormatError(
+                f"field {path!r} that a sequence or variant refers to is not decoded"
+            )
         v = v[p]
     return v
 
@@ -277,7 +281,9 @@ def _float_decoder(t: Float) -> Decoder:
     def flt(buf: bytes, bit: int, scopes: Any, ctx: _Ctx) -> tuple[Any, int]:
         bit = _align_up(bit, align)
         if bit & 7:
-            raise TraceFormatError("floating_point fields that are not byte-aligned are not supported")
+            raise TraceFormatError(
+                "floating_point fields that are not byte-aligned are not supported"
+            )
         return unpack(buf, bit >> 3)[0], bit + nbits
 
     return flt
@@ -293,7 +299,7 @@ def _array_decoder(t: Array | Sequence) -> Decoder:
     fixed = isinstance(t, Array)
     length = t.length
     ealign = elem.align
-    fmt = _fmt(elem) if elem.align <= 8 or True else None
+    fmt = _fmt(elem)
     if fmt is not None and not isinstance(elem, Int | Float):
         fmt = None
     order = _order(elem) if fmt else ""
@@ -348,7 +354,11 @@ def _struct_decoder(t: Struct) -> Decoder:
     for name, ft in t.fields:
         f = _fmt(ft)
         # inside a run every field must need no padding: byte alignment only (LTTng-UST packs)
-        if f is not None and (ft.align == 8 or not run_names) and (not run_order or run_order == _order(ft)):
+        if (
+            f is not None
+            and (ft.align == 8 or not run_names)
+            and (not run_order or run_order == _order(ft))
+        ):
             if not run_names:
                 run_align = ft.align
                 run_order = _order(ft)
@@ -381,7 +391,7 @@ def _struct_decoder(t: Struct) -> Decoder:
                         vals = st.unpack_from(buf, bit >> 3)
                     except struct.error:
                         raise TraceFormatError("an event runs past the end of its packet") from None
-                    d.update(zip(names, vals))
+                    d.update(zip(names, vals, strict=True))
                     bit += st.size << 3
                 else:
                     d[step[1]], bit = step[2](buf, bit, scopes, ctx)
@@ -530,7 +540,9 @@ class CTFTrace:
                     raise TraceFormatError(f"{name}: packet at offset {off} has a bad magic number")
                 sid = int(header.get("stream_id", 0))
                 if sid not in sub.streams:
-                    raise TraceFormatError(f"{name}: packet at offset {off} has unknown stream class {sid}")
+                    raise TraceFormatError(
+                        f"{name}: packet at offset {off} has unknown stream class {sid}"
+                    )
                 pctx_dec = sub.streams[sid][0]
                 pctx: dict[str, Any] = {}
                 if pctx_dec:
@@ -584,7 +596,13 @@ class CTFTrace:
             tracker.prev_seq = prev.seq if prev.seq is not None else prev.index
         out: list[Any] = []
         raw: list[Any] = []
-        tracker.losses(pk.begin_tsc, info.seq if info.seq is not None else info.index, info.events_discarded, self, raw)
+        tracker.losses(
+            pk.begin_tsc,
+            info.seq if info.seq is not None else info.index,
+            info.events_discarded,
+            self,
+            raw,
+        )
         out.extend(Loss(t, n, stream, u) for t, n, u in raw)
         self._decode(stream, pk, out)
         return out
@@ -625,7 +643,9 @@ class CTFTrace:
                         context[n] = c[raw_n]
                 ev = events.get(eid)
                 if ev is None:
-                    raise TraceFormatError(f"{name}: event at offset {info.offset + start // 8} has unknown id {eid}")
+                    raise TraceFormatError(
+                        f"{name}: event at offset {info.offset + start // 8} has unknown id {eid}"
+                    )
                 ename, ectx_dec, fields_dec, fnames = ev
                 if ectx_dec:
                     c, bit = ectx_dec(buf, bit, scopes, ctx)
@@ -637,7 +657,10 @@ class CTFTrace:
                     f, bit = fields_dec(buf, bit, scopes, ctx)
                     fields = {n: f[raw_n] for raw_n, n in fnames}
                 if bit > end:
-                    raise TraceFormatError(f"{name}: event at offset {info.offset + start // 8} runs past its packet's content")
+                    raise TraceFormatError(
+                        f"{name}: event at offset {info.offset + start // 8} runs past its "
+                        "packet's content"
+                    )
                 append(CTFEvent(ctx.clock, ename, fields, context, stream))
         except (IndexError, struct.error):
             raise TraceFormatError(f"{name}: packet at offset {info.offset} is truncated") from None

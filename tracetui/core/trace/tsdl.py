@@ -20,8 +20,8 @@ from tracetui.core.trace.metadata import TraceFormatError
 __all__ = [
     "Array",
     "Clock",
-    "EventClass",
     "Enum",
+    "EventClass",
     "Float",
     "Int",
     "Metadata",
@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 MAGIC = 0x75D11D57
-_PKT_HEADER = 37  # magic, uuid[16], checksum, content_size, packet_size, compression, enc, type, major, minor
+_PKT_HEADER = (
+    37  # magic, uuid[16], checksum, content_size, packet_size, compression, enc, type, major, minor
+)
 
 
 def read_metadata_file(path: str) -> str:
@@ -56,9 +58,9 @@ def _depacketize(data: bytes, order: str) -> str:
     parts = []
     pos = 0
     while pos + _PKT_HEADER <= len(data):
-        magic, content, size = struct.unpack_from(order + "I16xIII", data, pos)[0::1][:1] + struct.unpack_from(
-            order + "II", data, pos + 24
-        )
+        magic, content, size = struct.unpack_from(order + "I16xIII", data, pos)[0::1][
+            :1
+        ] + struct.unpack_from(order + "II", data, pos + 24)
         if magic != MAGIC:
             raise TraceFormatError(f"metadata packet at offset {pos} has a bad magic number")
         if struct.unpack_from("B", data, pos + 32)[0] or struct.unpack_from("B", data, pos + 33)[0]:
@@ -234,7 +236,13 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             s = v.rstrip("uUlL")
             neg = s.startswith("-")
             s = s[1:] if neg else s
-            iv = int(s, 16) if s[:2] in ("0x", "0X") else int(s, 8) if len(s) > 1 and s[0] == "0" else int(s)
+            iv = (
+                int(s, 16)
+                if s[:2] in ("0x", "0X")
+                else int(s, 8)
+                if len(s) > 1 and s[0] == "0"
+                else int(s)
+            )
             out.append(("num", -iv if neg else iv))
         elif kind == "str":
             out.append(("str", bytes(v[1:-1], "utf-8").decode("unicode_escape")))
@@ -309,7 +317,7 @@ class _Parser:
         return self.md
 
     def statement(self, top: bool) -> None:
-        kind, v = self.peek()
+        v = self.peek()[1]
         if v == "typealias":
             self.next()
             t = self.type_spec()
@@ -347,7 +355,7 @@ class _Parser:
         items: dict[str, Any] = {}
         self.aliases.append({})
         while not self.accept("}"):
-            kind, v = self.peek()
+            v = self.peek()[1]
             if v in ("typealias", "typedef"):
                 self.statement(top=False)
                 continue
@@ -519,8 +527,23 @@ class _Parser:
         if "size" not in a:
             raise TraceFormatError("metadata: an integer has no size")
         base = a.get("base", 10)
-        base = {"decimal": 10, "dec": 10, "d": 10, "i": 10, "u": 10, "hexadecimal": 16, "hex": 16,
-                "x": 16, "X": 16, "p": 16, "octal": 8, "oct": 8, "o": 8, "binary": 2, "b": 2}.get(base, base)
+        base = {
+            "decimal": 10,
+            "dec": 10,
+            "d": 10,
+            "i": 10,
+            "u": 10,
+            "hexadecimal": 16,
+            "hex": 16,
+            "x": 16,
+            "X": 16,
+            "p": 16,
+            "octal": 8,
+            "oct": 8,
+            "o": 8,
+            "binary": 2,
+            "b": 2,
+        }.get(base, base)
         clock = None
         m = a.get("map")
         if m is not None:
@@ -551,10 +574,7 @@ class _Parser:
                 return self.lookup("enum " + name)
         else:
             name = None
-        if self.accept(":"):
-            container = self.type_spec()
-        else:
-            container = self.lookup("int")
+        container = self.type_spec() if self.accept(":") else self.lookup("int")
         if not isinstance(container, Int):
             raise TraceFormatError("metadata: an enum's container is not an integer")
         self.expect("{")
