@@ -26,6 +26,7 @@ from typing import Any
 
 from tracetui.cli.render import event_json, loss_text
 from tracetui.core.model.clock import NS, time_of_day
+from tracetui.core.model.clock import time_of_day as _time_of_day
 from tracetui.core.model.formats import FieldType, MarkerFormat, payload_source
 from tracetui.core.model.packet import EVENT_HEADER
 from tracetui.core.pyfuncs import annotate_dump, has_function_events
@@ -405,6 +406,9 @@ def _plain(v: Any) -> Any:
 
 
 def _text_value(v: Any) -> str:
+    t = type(v)
+    if t is int:
+        return str(v)
     if isinstance(v, str):
         return json.dumps(v)  # quoted and escaped: a traced value never drives the terminal
     if isinstance(v, tuple) and hasattr(v, "label"):
@@ -418,6 +422,15 @@ def _text_value(v: Any) -> str:
 
 def generic_lines(trace: TraceSource, as_json: bool) -> Iterator[bytes]:
     """Lines (render.py's shapes) of any TraceSource's items, in time order."""
+    seconds: dict[int, str] = {}  # time of day of a whole second, formatted once
+
+    def time_of_day(wall_ns: int) -> str:
+        s, ns = divmod(wall_ns, NS)
+        h = seconds.get(s)
+        if h is None:
+            h = seconds[s] = _time_of_day(s * NS)[:-10]
+        return f"{h}.{ns:09d}"
+
     for batch in trace.batches():
         buf: list[str] = []
         for it in batch:

@@ -135,6 +135,8 @@ _ROOTS = (
 
 
 def _lookup(path: str, scopes: list[dict[str, Any]], ctx: _Ctx) -> Any:
+    if scopes and path in scopes[-1]:  # the usual case: a sibling field (a sequence length)
+        return scopes[-1][path]
     for root in _ROOTS:
         if path.startswith(root + "."):
             v: Any = ctx.roots.get(root, {})
