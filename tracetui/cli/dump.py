@@ -26,12 +26,15 @@ from typing import Any
 
 from tracetui.cli.render import event_json, loss_text
 from tracetui.core.model.clock import NS, time_of_day
+from tracetui.core.model.clock import time_of_day as _time_of_day
 from tracetui.core.model.formats import FieldType, MarkerFormat, payload_source
 from tracetui.core.model.packet import EVENT_HEADER
 from tracetui.core.pyfuncs import annotate_dump, has_function_events
 from tracetui.core.trace.metadata import TraceFormatError
 from tracetui.core.trace.packets import CorruptRecord, Event, EventClass, Stream
 from tracetui.core.trace.reader import TraceDirectory
+from tracetui.core.trace.source import TraceSource
+from tracetui.core.trace.traces import open_trace
 
 _CHUNK_LINES = 8192
 # Records decoded at a time: the dump runs with the cyclic GC off, so larger
@@ -65,13 +68,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        trace = TraceDirectory(args.dir)
+        trace = open_trace(args.dir)
     except TraceFormatError as e:
         print(f"tracetui dump: {e}", file=sys.stderr)
         return 1
     out = sys.stdout.buffer
-    lines = json_lines(trace) if args.json else text_lines(trace)
-    if has_function_events(m.name for m in trace.markers.values()):
+    if not isinstance(trace, TraceDirectory):
+        lines = generic_lines(trace, args.json)
+    else:
+        lines = json_lines(trace) if args.json else text_lines(trace)
+    if isinstance(trace, TraceDirectory) and has_function_events(
+        m.name for m in trace.markers.values()
+    ):
         lines = annotate_dump(lines, args.json)  # function ids -> qualified names
     # Millions of short-lived tuples and no reference cycles: the cyclic
     # collector's periodic scans would be pure overhead here.
@@ -379,3 +387,78 @@ def json_lines(trace: TraceDirectory) -> Iterator[bytes]:
     if lines:
         append("")
         yield "\n".join(lines).encode()
+
+
+# -- any other TraceSource (CTF traces LTTng wrote: core/trace/ctf.py) -----------------------
+
+
+def _plain(v: Any) -> Any:
+    """A field value as JSON holds it: an enum is its label (its value when it has none)."""
+    if isinstance(v, tuple) and hasattr(v, "label"):
+        return v.label if v.label is not None else v.value
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def _text_value(v: Any) -> str:
+    t = type(v)
+    if t is int:
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # quoted and escaped: a traced value never drives the terminal
+    if isinstance(v, tuple) and hasattr(v, "label"):
+        return str(v.label) if v.label is not None else str(v.value)
+    if isinstance(v, list):
+        return "[" + ", ".join(_text_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_text_value(x)}" for k, x in v.items()) + "}"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def generic_lines(trace: TraceSource, as_json: bool) -> Iterator[bytes]:
+    """Lines (render.py's shapes) of any TraceSource's items, in time order."""
+    seconds: dict[int, str] = {}  # time of day of a whole second, formatted once
+
+    def time_of_day(wall_ns: int) -> str:
+        s, ns = divmod(wall_ns, NS)
+        h = seconds.get(s)
+        if h is None:
+            h = seconds[s] = _time_of_day(s * NS)[:-10]
+        return f"{h}.{ns:09d}"
+
+    for batch in trace.batches():
+        buf: list[str] = []
+        for it in batch:
+            if hasattr(it, "lost"):
+                if as_json:
+                    buf.append(json.dumps(event_json(it)))
+                else:
+                    buf.append(
+                        f"[{time_of_day(it.wall_ns)}] cpu {it.cpu} {it.channel} "
+                        f"{loss_text(it.lost, it.unit)}"
+                    )
+            elif as_json:
+                d = {
+                    "ts_ns": it.ts_ns,
+                    "cpu": it.cpu,
+                    "channel": it.channel,
+                    "name": it.name,
+                    "fields": _plain(it.fields),
+                }
+                ctx = getattr(it, "context", None)
+                if ctx:
+                    d["context"] = _plain(ctx)
+                buf.append(json.dumps(d))
+            else:
+                f = it.fields
+                ctx = getattr(it, "context", None) or {}
+                vals = ", ".join(f"{k}={_text_value(v)}" for k, v in {**ctx, **f}.items())
+                head = f"[{time_of_day(it.wall_ns)}] cpu {it.cpu} {it.channel} {it.name}"
+                buf.append(f"{head}: {vals}" if vals else head)
+        buf.append("")
+        yield "\n".join(buf).encode("utf-8", "replace")
