@@ -670,7 +670,7 @@ static void flush_early(uint64_t timeout_ns)
 }
 
 /* At exit: emits counted before their targets came are reported before the process goes
- * (bounded: at most EXIT_FLUSH_NS, and only while a daemon is connected). */
+ * (bounded: at most EXIT_FLUSH_NS, and only while a daemon answers). */
 #define EXIT_FLUSH_NS 1000000000ull
 __attribute__((destructor)) static void flush_at_exit(void)
 {
@@ -680,11 +680,14 @@ __attribute__((destructor)) static void flush_at_exit(void)
     if (pthread_mutex_timedlock(&lock, &dl))
         return;
     uint64_t deadline = now_ns() + EXIT_FLUSH_NS;
+    /* Not connected yet (a register timeout of 0, a program faster than the first reply):
+     * still worth the wait while a daemon answers. */
+    int answers = connected_ || (impls && daemon_answers());
     for (;;) {
         int waiting = pending_flush || have_unacked;
         for (struct impl *im = impls; im && !waiting; im = im->next)
             waiting = im->early || im->flush_early;
-        if (!waiting || !connected_ || now_ns() >= deadline)
+        if (!waiting || !answers || now_ns() >= deadline)
             break;
         clock_gettime(CLOCK_REALTIME, &dl);
         dl.tv_nsec += 10000000L;
