@@ -310,6 +310,48 @@ static struct impl *impl_new(struct tt_marker *m)
     return im;
 }
 
+/* Under the lock: wait for the link thread's next change, at most 10 ms. */
+static void wait_changed_locked(void)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += 10000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&changed, &lock, &dl);
+}
+
+/* Under the lock: wait (at most the register timeout) until every marker of [begin, end) has
+ * its targets, as Python's probe.marker() does; on timeout, until their targets come, what
+ * they emit is counted and reported as lost. */
+static void wait_ready_locked(struct tt_marker *const *begin, struct tt_marker *const *end)
+{
+    uint64_t deadline = now_ns() + (uint64_t)register_timeout_ms() * 1000000ull;
+    for (;;) {
+        int pending = 0;
+        for (struct tt_marker *const *p = begin; p < end; p++) {
+            struct impl *im = *p ? (*p)->impl_ : NULL;
+            if (im && !im->bad && !im->ready)
+                pending = 1;
+        }
+        if (!pending)
+            return;
+        if (now_ns() >= deadline)
+            break;
+        wait_changed_locked();
+    }
+    for (struct tt_marker *const *p = begin; p < end; p++) {
+        struct impl *im = *p ? (*p)->impl_ : NULL;
+        if (im && !im->bad && !im->ready && !im->early) {
+            im->early = 1;
+            ttpr_marker_count_early(&im->core, 1);
+            im->pub->on = 1;
+        }
+    }
+}
+
 /* Add the markers of [begin, end) that are not registered yet; with @wait, wait (bounded) for
  * their targets when a daemon answers, as Python's probe.marker() does. */
 static void register_range(struct tt_marker *const *begin, struct tt_marker *const *end,
@@ -342,38 +384,8 @@ static void register_range(struct tt_marker *const *begin, struct tt_marker *con
     wake();
     if (!wait || !daemon_answers())
         return;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    int ms = register_timeout_ms();
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&lock);
-    for (;;) {
-        int pending = 0;
-        for (struct tt_marker *const *p = begin; p < end; p++) {
-            struct impl *im = *p ? (*p)->impl_ : NULL;
-            if (im && !im->bad && !im->ready)
-                pending = 1;
-        }
-        if (!pending)
-            break;
-        if (pthread_cond_timedwait(&changed, &lock, &dl) == ETIMEDOUT) {
-            /* Until their targets come, what they emit is counted and reported as lost. */
-            for (struct tt_marker *const *p = begin; p < end; p++) {
-                struct impl *im = *p ? (*p)->impl_ : NULL;
-                if (im && !im->bad && !im->ready && !im->early) {
-                    im->early = 1;
-                    ttpr_marker_count_early(&im->core, 1);
-                    im->pub->on = 1;
-                }
-            }
-            break;
-        }
-    }
+    wait_ready_locked(begin, end);
     pthread_mutex_unlock(&lock);
 }
 
@@ -442,14 +454,7 @@ int tt_wait_registered(int timeout_ms)
                 ok = 0;
         if (ok || now_ns() >= deadline)
             break;
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += 10000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&changed, &lock, &dl);
+        wait_changed_locked();
     }
     pthread_mutex_unlock(&lock);
     return ok;
@@ -689,13 +694,7 @@ __attribute__((destructor)) static void flush_at_exit(void)
             waiting = im->early || im->flush_early;
         if (!waiting || !answers || now_ns() >= deadline)
             break;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += 10000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&changed, &lock, &dl);
+        wait_changed_locked();
     }
     pthread_mutex_unlock(&lock);
 }
@@ -1013,37 +1012,10 @@ static void atfork_child(void)
     link_start_locked();
     pthread_mutex_unlock(&lock);
     wake();
-    /* Wait as at load (register_range's wait, on markers already known). */
+    /* Wait as at load, on the markers already known. */
     if (daemon_answers()) {
-        uint64_t deadline = now_ns() + (uint64_t)register_timeout_ms() * 1000000ull;
         pthread_mutex_lock(&lock);
-        for (;;) {
-            int pending = 0;
-            for (int i = 0; i < n; i++)
-                if (all[i]->impl_ && !((struct impl *)all[i]->impl_)->ready)
-                    pending = 1;
-            if (!pending)
-                break;
-            if (now_ns() >= deadline) {
-                for (int i = 0; i < n; i++) {
-                    struct impl *im = all[i]->impl_;
-                    if (im && !im->ready) {
-                        im->early = 1;
-                        ttpr_marker_count_early(&im->core, 1);
-                        im->pub->on = 1;
-                    }
-                }
-                break;
-            }
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_nsec += 10000000L;
-            if (dl.tv_nsec >= 1000000000L) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&changed, &lock, &dl);
-        }
+        wait_ready_locked(all, all + n);
         pthread_mutex_unlock(&lock);
     }
     free(all);
