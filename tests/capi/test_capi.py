@@ -215,3 +215,19 @@ def test_a_daemon_that_dies_never_stops_the_program(built, tmp_path: Path) -> No
         for f in glob.glob(f"/dev/shm/tracetui-{os.getuid()}-{handle.pid}-*"):
             os.unlink(f)
 
+
+def test_registration_timeout_counts_early_events_as_lost(daemon, built, tmp_path: Path) -> None:
+    # With no wait at load, the first events come before the markers' targets: they are
+    # counted in the process and reported (TT_LOST), so recorded + lost = emitted still holds.
+    out = tmp_path / "early"
+    setup_trace(daemon, out, subbuf_size="1M", n_subbuf="8")
+    env = {**daemon.env(), "TRACETUI_REGISTER_TIMEOUT": "0"}
+    r = subprocess.run([built["known"], "2", "5000"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    n = emitted(r.stdout)["capi_all"]
+    # The lost report travels on the probe's socket after its table: give it the ack's time.
+    time.sleep(0.5)
+    daemon.client.write("c/start", "0")
+    total = parse_stats(daemon.client.read("c/main/stats"))["total"]
+    assert total.recorded + total.discarded == n, (total.recorded, total.discarded)

@@ -423,6 +423,40 @@ def test_memory_stays_flat_over_many_requests(daemon: DaemonHandle) -> None:
 # ------------------------------------------------------------------------------ async client
 
 
+async def test_a_request_cancelled_as_its_reply_lands_stays_cancelled(
+    daemon: DaemonHandle,
+) -> None:
+    """A poller cancelled in the instant its reply arrives ends (Textual stops timers so at exit).
+
+    The cancel is made by a callback of the reply's own future, so it lands after the reply and
+    before the request's task resumes: the window where 3.11's asyncio.wait_for returned the
+    reply and dropped the cancellation, and the poller (and the console's exit) ran forever."""
+    c = await AsyncClient.connect(daemon.runtime_dir)
+    try:
+        loop = asyncio.get_running_loop()
+        made = loop.create_future
+
+        async def poller() -> None:
+            while True:
+                await c.read("status")
+
+        task = asyncio.create_task(poller())
+
+        def create_future() -> asyncio.Future[Any]:
+            fut = made()
+            fut.add_done_callback(lambda _f: task.cancel())
+            return fut
+
+        c._loop.create_future = create_future  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
+        assert task.cancelled()
+    finally:
+        c._loop.create_future = made  # type: ignore[method-assign]
+        await c.close()
+
+
 async def test_async_client_verbs_and_changes_made_by_the_cli(daemon: DaemonHandle) -> None:
     c = await AsyncClient.connect(daemon.runtime_dir)
     try:

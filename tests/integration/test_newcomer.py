@@ -151,6 +151,7 @@ class Terminal:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a pip install inside; its own waits are bounded at 600 s
 def test_readme_run_command_on_a_fresh_clone_shows_live_events(tmp_path: Path) -> None:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

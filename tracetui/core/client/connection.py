@@ -426,8 +426,12 @@ class AsyncClient(_Conn):
                     await asyncio.sleep(0.001)
                 except ConnectionRefusedError:
                     raise self.no_daemon() from None
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns the reply and swallows a
+            # cancellation that lands as the reply arrives, so a cancelled poller (a Textual
+            # timer stopped at exit) went on forever and the app never closed.
             try:
-                return await asyncio.wait_for(fut, max(0.001, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+                    return await fut
             except TimeoutError:
                 raise self.timed_out() from None
         finally:
