@@ -83,3 +83,8 @@ def test_live_packet_is_cut_into_parts_and_joins_back() -> None:
     ]
     assert all(len(m) < 65_536 for m in msgs)
     assert b"".join(p.data for p in parts) == records
+
+
+def test_a_drop_notice_carries_the_count_and_no_packet() -> None:
+    part = R.decode_live_part(P.Attrs.parse(one(R.encode_live_drops("t/main", 12))[1]))
+    assert (part.path, part.parts, part.dropped, part.data) == ("t/main", 0, 12, b"")

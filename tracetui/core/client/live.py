@@ -152,6 +152,9 @@ class LiveWatch(Client):
 
     def _part(self, part: R.LivePart) -> None:
         self.daemon_dropped = part.dropped
+        if part.parts == 0:  # a drop notice: packets lost and no packet after them (yet)
+            self._on_batch(LiveBatch(self.path, part.cpu, [], self.dropped, [], []))
+            return
         have = self._parts.get(part.cpu)
         if part.part == 0:
             if have is not None:

@@ -125,6 +125,7 @@ class Subscriber:
     port: int
     path: str
     dropped: int = 0
+    told: int = 0  # the DROPPED it last received (a packet or a drop notice carried it)
     last_seq: dict[int, int] = field(default_factory=dict)  # flight: cpu -> last seq sent
 
 
@@ -497,6 +498,7 @@ class Recorder:
         self._tick.interval = LIVE_S if any(self.subs.values()) else CONSUME_S
         if self.waiters:
             self._check_waiters(now)
+        self._tell_drops()
         for name, due in list(self._stopping.items()):
             if now >= due and not any(name in w.stops for w in self.waiters):
                 self._finish_stop(name)  # stopped outside a request
@@ -688,6 +690,33 @@ class Recorder:
                 except OSError:
                     del subs[port]  # gone
                     break
+            else:
+                s.told = s.dropped
+
+    def _tell_drops(self) -> None:
+        """Tell each subscriber of packets it lost that no later packet has reported.
+
+        Drops at the end of a burst would otherwise stay unknown to a view until the channel
+        records again; a notice is one small message, retried each tick until it gets through."""
+        sock = self.d.sock
+        if sock is None:
+            return
+        for path, subs in self.subs.items():
+            for port, s in list(subs.items()):
+                if s.told == s.dropped:
+                    continue
+                try:
+                    sock.sendto(
+                        R.encode_live_drops(path, s.dropped, self.d.port),
+                        socket.MSG_DONTWAIT,
+                        (port, 0),
+                    )
+                except BlockingIOError:
+                    continue  # still full: next tick
+                except OSError:
+                    del subs[port]
+                    continue
+                s.told = s.dropped
 
     def status(self) -> dict[str, object]:
         return {

@@ -25,7 +25,9 @@ CPU, then reads it with the packet reader that reads trace files (core/trace/pac
 the losses the header reveals (discarded and too-big records, missing packets) show where they
 happened.  A packet with a missing part is dropped whole by
 the receiver.  DROPPED counts the packets the daemon could not send this subscriber so far
-because it read too slowly (its queue was full); it never slows the daemon or a writer.
+because it read too slowly (its queue was full); it never slows the daemon or a writer.  When
+no later packet carries a new DROPPED (the channel went quiet after a burst), the daemon sends a
+drop notice: a TT_LIVE_BATCH with PARTS = 0 and no PACKET.
 """
 
 from __future__ import annotations
@@ -179,6 +181,19 @@ def encode_live_packet(
         )
         for i in range(n)
     ]
+
+
+def encode_live_drops(path: str, dropped: int, port: int = 0) -> bytes:
+    """A drop notice: DROPPED packets lost to this subscriber so far, no packet (PARTS = 0)."""
+    body = (
+        nla_str(1, path)
+        + nla_u32(TT_A_CPU, 0)
+        + nla_u32(TT_A_SEQ, 0)
+        + nla_u32(TT_A_PART, 0)
+        + nla_u32(TT_A_PARTS, 0)
+        + nla_u32(TT_A_DROPPED, dropped & 0xFFFFFFFF)
+    )
+    return message(TT_LIVE_BATCH, 0, 0, body, pid=port)
 
 
 def encode_live_marker(mid: int, name: str, fmt: str, port: int = 0) -> bytes:
