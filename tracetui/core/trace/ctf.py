@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from tracetui.core.model.clock import TraceClock
 from tracetui.core.trace.metadata import TraceFormatError
-from tracetui.core.trace.packets import Item, Loss, LossTracker, Stream
+from tracetui.core.trace.packets import Item, Loss, LossTracker, OnStream, Stream
 from tracetui.core.trace.source import PacketInfo
 from tracetui.core.trace.tsdl import (
     Array,
@@ -50,7 +50,7 @@ class EnumValue(NamedTuple):
     value: int
 
 
-class CTFEvent:
+class CTFEvent(OnStream):
     """One decoded event of a CTF trace (the Event face of core/trace/source.py)."""
 
     __slots__ = ("context", "fields", "name", "stream", "tsc")
@@ -63,22 +63,6 @@ class CTFEvent:
         self.fields = fields
         self.context = context
         self.stream = stream
-
-    @property
-    def channel(self) -> str:
-        return self.stream.channel
-
-    @property
-    def cpu(self) -> int:
-        return self.stream.cpu
-
-    @property
-    def ts_ns(self) -> int:
-        return self.stream.clock.mono_ns(self.tsc)
-
-    @property
-    def wall_ns(self) -> int:
-        return self.stream.clock.wall_ns(self.tsc)
 
     def __repr__(self) -> str:
         return f"CTFEvent({self.name}, ts_ns={self.ts_ns}, cpu={self.cpu}, fields={self.fields!r})"

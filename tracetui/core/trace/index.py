@@ -119,7 +119,87 @@ def stream_label(stream: Stream) -> str:
     return f"{stream.channel}_{stream.cpu}"
 
 
-class TraceIndex:
+class WindowedRows:
+    """Rows numbered across time windows: ``_cum[k]`` is the first row of window ``k``.
+
+    The one walk from a row number or a time to items, shared by the whole trace (counts
+    estimated until a window is decoded) and by its filtered views (counts exact)."""
+
+    _cum: list[int]
+    cuts: list[int]  # each window's first time (ns)
+
+    def window(self, k: int) -> Sequence[Item]:
+        raise NotImplementedError
+
+    @property
+    def row_count(self) -> int:
+        return self._cum[-1]
+
+    @property
+    def window_total(self) -> int:
+        return len(self.cuts)
+
+    def window_start(self, k: int) -> int:
+        return self._cum[k]
+
+    def locate(self, row: int) -> tuple[int, int]:
+        """(window, offset) of ROW (clamped to the rows)."""
+        if not self.cuts:
+            return 0, 0
+        row = max(0, min(row, self.row_count - 1))
+        k = bisect.bisect_right(self._cum, row) - 1
+        k = min(k, len(self.cuts) - 1)
+        return k, row - self._cum[k]
+
+    def rows(self, start: int, count: int) -> list[tuple[int, Item]]:
+        """Up to COUNT (row number, item) pairs from row START on; counts become exact on the way.
+
+        Windows decoded here may turn out to hold more or fewer items than estimated: rows
+        after them move, and the caller re-reads ``row_count``.
+        """
+        out: list[tuple[int, Item]] = []
+        if not self.cuts or count <= 0 or start >= self.row_count:
+            return out
+        k, off = self.locate(start)
+        while len(out) < count and k < len(self.cuts):
+            items = self.window(k)
+            base = self._cum[k]
+            if off >= len(items):
+                off -= len(items)
+                if not items:
+                    off = 0
+                k += 1
+                continue
+            for item in items[off : off + count - len(out)]:
+                out.append((base + off, item))
+                off += 1
+            k += 1
+            off = 0
+        return out
+
+    def item(self, row: int) -> Item | None:
+        got = self.rows(row, 1)
+        return got[0][1] if got else None
+
+    def row_at_time(self, ts_ns: int) -> int:
+        """The first row at or after TS_NS (the last row past the end)."""
+        if not self.cuts:
+            return 0
+        k = max(0, bisect.bisect_right(self.cuts, ts_ns) - 1)
+        while k < len(self.cuts):
+            items = self.window(k)
+            off = bisect.bisect_left(items, ts_ns, key=_TS)
+            if off < len(items):
+                return self._cum[k] + off
+            k += 1
+        return max(0, self.row_count - 1)
+
+    def row_time(self, row: int) -> int | None:
+        item = self.item(row)
+        return None if item is None else item.ts_ns
+
+
+class TraceIndex(WindowedRows):
     """Rows of a whole trace by time, from its packet index (see the module docstring)."""
 
     def __init__(self, source: TraceSource, cache_items: int = CACHE_ITEMS) -> None:
@@ -192,16 +272,8 @@ class TraceIndex:
         return exact if exact is not None else max(0, round(self._est[k]))
 
     @property
-    def row_count(self) -> int:
-        return self._cum[-1]
-
-    @property
     def exact_count(self) -> bool:
         return all(c is not None for c in self.exact)
-
-    @property
-    def window_total(self) -> int:
-        return len(self.cuts)
 
     def stream_of(self, item: Item) -> int:
         s = item.stream if isinstance(item, Loss) else None
@@ -272,67 +344,6 @@ class TraceIndex:
             cum = self._cum
             for j in range(k + 1, len(cum)):
                 cum[j] += delta
-
-    # -- rows ---------------------------------------------------------------------
-
-    def locate(self, row: int) -> tuple[int, int]:
-        """(window, offset) of ROW (clamped to the trace)."""
-        if not self.cuts:
-            return 0, 0
-        row = max(0, min(row, self.row_count - 1))
-        k = bisect.bisect_right(self._cum, row) - 1
-        k = min(k, len(self.cuts) - 1)
-        return k, row - self._cum[k]
-
-    def window_start(self, k: int) -> int:
-        return self._cum[k]
-
-    def rows(self, start: int, count: int) -> list[tuple[int, Item]]:
-        """Up to COUNT (row number, item) pairs from row START on; counts become exact on the way.
-
-        Windows decoded here may turn out to hold more or fewer items than estimated: rows
-        after them move, and the caller re-reads ``row_count``.
-        """
-        out: list[tuple[int, Item]] = []
-        if not self.cuts or count <= 0:
-            return out
-        k, off = self.locate(start)
-        while len(out) < count and k < len(self.cuts):
-            items = self.window(k)
-            base = self._cum[k]
-            if off >= len(items):
-                off -= len(items)
-                if not items:
-                    off = 0
-                k += 1
-                continue
-            for item in items[off : off + count - len(out)]:
-                out.append((base + off, item))
-                off += 1
-            k += 1
-            off = 0
-        return out
-
-    def item(self, row: int) -> Item | None:
-        got = self.rows(row, 1)
-        return got[0][1] if got else None
-
-    def row_at_time(self, ts_ns: int) -> int:
-        """The first row at or after TS_NS (the last row past the end)."""
-        if not self.cuts:
-            return 0
-        k = max(0, bisect.bisect_right(self.cuts, ts_ns) - 1)
-        while k < len(self.cuts):
-            items = self.window(k)
-            off = bisect.bisect_left(items, ts_ns, key=_TS)
-            if off < len(items):
-                return self._cum[k] + off
-            k += 1
-        return max(0, self.row_count - 1)
-
-    def row_time(self, row: int) -> int | None:
-        item = self.item(row)
-        return None if item is None else item.ts_ns
 
     # -- losses --------------------------------------------------------------------
 
@@ -548,7 +559,7 @@ def filter_items(items: Sequence[Item], flt: EventFilter, tests: dict[object, An
     return out
 
 
-class FilteredRows:
+class FilteredRows(WindowedRows):
     """A filtered view of a TraceIndex: rows are the matching items, counted per window."""
 
     def __init__(self, index: TraceIndex, flt: EventFilter, counts: list[int]) -> None:
@@ -560,22 +571,8 @@ class FilteredRows:
         self._windows: OrderedDict[int, list[Item]] = OrderedDict()
 
     @property
-    def row_count(self) -> int:
-        return self._cum[-1]
-
-    @property
-    def window_total(self) -> int:
-        return len(self.counts)
-
-    def window_start(self, k: int) -> int:
-        return self._cum[k]
-
-    def locate(self, row: int) -> tuple[int, int]:
-        if not self.counts:
-            return 0, 0
-        row = max(0, min(row, self.row_count - 1))
-        k = min(bisect.bisect_right(self._cum, row) - 1, len(self.counts) - 1)
-        return k, row - self._cum[k]
+    def cuts(self) -> list[int]:  # type: ignore[override]
+        return self.index.cuts
 
     def window(self, k: int) -> list[Item]:
         items = self._windows.get(k)
@@ -586,29 +583,3 @@ class FilteredRows:
                 self._windows.popitem(last=False)
         return items
 
-    def rows(self, start: int, count: int) -> list[tuple[int, Item]]:
-        out: list[tuple[int, Item]] = []
-        if not self.counts or count <= 0 or start >= self.row_count:
-            return out
-        k, off = self.locate(start)
-        while len(out) < count and k < len(self.counts):
-            items = self.window(k)
-            base = self._cum[k]
-            for item in items[off : off + count - len(out)]:
-                out.append((base + off, item))
-                off += 1
-            k, off = k + 1, 0
-        return out
-
-    def row_at_time(self, ts_ns: int) -> int:
-        idx = self.index
-        if not idx.cuts:
-            return 0
-        k = max(0, bisect.bisect_right(idx.cuts, ts_ns) - 1)
-        while k < len(self.counts):
-            items = self.window(k)
-            off = bisect.bisect_left(items, ts_ns, key=_TS)
-            if off < len(items):
-                return self._cum[k] + off
-            k += 1
-        return max(0, self.row_count - 1)

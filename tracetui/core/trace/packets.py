@@ -136,7 +136,36 @@ class Event:
     __hash__ = None  # type: ignore[assignment]
 
 
-class Loss:
+class OnStream:
+    """What an item read from a stream derives from its ``stream`` and raw ``tsc``.
+
+    Shared by losses and by the events of readers whose events carry their stream (LTTng's);
+    tracetui's own ``Event`` reaches the same facts through its event class instead."""
+
+    __slots__ = ()
+    stream: Stream
+    tsc: int
+
+    @property
+    def channel(self) -> str:
+        return self.stream.channel
+
+    @property
+    def cpu(self) -> int:
+        return self.stream.cpu
+
+    @property
+    def ts_ns(self) -> int:
+        """CLOCK_MONOTONIC nanoseconds."""
+        return self.stream.clock.mono_ns(self.tsc)
+
+    @property
+    def wall_ns(self) -> int:
+        """Nanoseconds since the Unix epoch (as babeltrace2 computes them)."""
+        return self.stream.clock.wall_ns(self.tsc)
+
+
+class Loss(OnStream):
     """Events (unit "events") or whole packets (unit "packets") lost in a stream.
 
     ``tsc``/``ts_ns`` is the beginning of the first packet after the loss:
@@ -150,22 +179,6 @@ class Loss:
         self.lost = lost
         self.stream = stream
         self.unit = unit
-
-    @property
-    def channel(self) -> str:
-        return self.stream.channel
-
-    @property
-    def cpu(self) -> int:
-        return self.stream.cpu
-
-    @property
-    def ts_ns(self) -> int:
-        return self.stream.clock.mono_ns(self.tsc)
-
-    @property
-    def wall_ns(self) -> int:
-        return self.stream.clock.wall_ns(self.tsc)
 
     def __repr__(self) -> str:
         return (
