@@ -325,13 +325,75 @@ static inline int in_range(uint8_t type, int64_t v)
 }
 
 /*
+ * The one path from a marker to its channels, as a walk the emitters drive:
+ *
+ *     struct walk w;
+ *     if (!walk_begin(m, &w)) return 0;          // no targets yet: counted early
+ *     while (walk_next(&w, m, len)) {            // a reservation in each target
+ *         ... fill w.r.payload ...
+ *         walk_commit(&w);
+ *     }
+ *     return walk_end(&w);                       // targets that refused the record
+ *
+ * A walk, not a callback, so a writer that reads a va_list stays inlined.
+ */
+struct walk {
+    struct rd d;
+    struct ttpr_targets *t;
+    uint32_t k;
+    int lost;
+    struct ttrb_resv r;
+};
+
+static inline __attribute__((always_inline)) int walk_begin(struct ttpr_marker *m,
+                                                           struct walk *w)
+{
+    if (unlikely(!rd_enter(&w->d)))
+        return 0;
+    w->t = atomic_load_explicit(tp(m), memory_order_acquire);
+    if (!w->t) {
+        if (unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
+            count_early(m);
+        rd_exit(&w->d);
+        return 0;
+    }
+    w->k = 0;
+    w->lost = 0;
+    return 1;
+}
+
+static inline __attribute__((always_inline)) int walk_next(struct walk *w,
+                                                          const struct ttpr_marker *m,
+                                                          uint32_t len)
+{
+    while (w->k < w->t->n) {
+        if (!ttrb_reserve(w->t->chan[w->k++], -1, m->id, len, &w->r))
+            return 1;
+        w->lost++; /* the target's loss counters hold the record */
+    }
+    return 0;
+}
+
+static inline __attribute__((always_inline)) void walk_commit(struct walk *w)
+{
+    if (unlikely(atomic_load_explicit(&test_hold, memory_order_relaxed)))
+        test_hold_here(); /* tests only: a writer held between reserve and commit */
+    ttrb_commit(&w->r);
+}
+
+static inline __attribute__((always_inline)) int walk_end(struct walk *w)
+{
+    rd_exit(&w->d);
+    return w->lost;
+}
+
+/*
  * Encode the fields from @iv (integers, in order) and @sv (strings, in
  * order) into every target.  @slen holds the string lengths + 1.
  */
 static inline int emit_fields_(struct ttpr_marker *m, const int64_t *iv, uint32_t ni,
                                 const char *const *sv, uint32_t ns, int checked)
 {
-    struct ttpr_targets *t;
     uint32_t len = 0, nint = 0, nstr = 0;
     uint32_t slen[2];
     if (!checked && m->fixed_len && ni == m->nfields && !ns) {
@@ -357,24 +419,11 @@ static inline int emit_fields_(struct ttpr_marker *m, const int64_t *iv, uint32_
     if (nint != ni || nstr != ns)
         return -ERANGE;
 encode:;
-    struct rd d;
-    if (unlikely(!rd_enter(&d)))
+    struct walk w;
+    if (!walk_begin(m, &w))
         return 0;
-    t = atomic_load_explicit(tp(m), memory_order_acquire);
-    if (!t) {
-        if (unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
-            count_early(m);
-        rd_exit(&d);
-        return 0;
-    }
-    int lost = 0;
-    for (uint32_t k = 0; k < t->n; k++) {
-        struct ttrb_resv r;
-        if (ttrb_reserve(t->chan[k], -1, m->id, len, &r)) {
-            lost++;
-            continue;
-        }
-        char *p = r.payload;
+    while (walk_next(&w, m, len)) {
+        char *p = w.r.payload;
         uint32_t i = 0, s = 0;
         for (uint32_t f = 0; f < m->nfields; f++) {
             uint8_t ty = m->types[f];
@@ -391,12 +440,9 @@ encode:;
                 p += type_size[ty];
             }
         }
-        if (unlikely(atomic_load_explicit(&test_hold, memory_order_relaxed)))
-            test_hold_here();
-        ttrb_commit(&r);
+        walk_commit(&w);
     }
-    rd_exit(&d);
-    return lost;
+    return walk_end(&w);
 }
 
 static int emit_fields(struct ttpr_marker *m, const int64_t *iv, uint32_t ni,
@@ -543,7 +589,6 @@ static inline __attribute__((always_inline)) char *va_put(char *p, uint8_t ty, v
 
 int ttpr_emit_va(struct ttpr_marker *m, va_list ap)
 {
-    struct rd d;
     const char *sv[TTPR_MAX_FIELDS];
     uint32_t slen[TTPR_MAX_FIELDS];
     uint32_t len = m->fixed_len, ns = 0;
@@ -566,25 +611,13 @@ int ttpr_emit_va(struct ttpr_marker *m, va_list ap)
         }
         va_end(args);
     }
-    if (unlikely(!rd_enter(&d)))
+    struct walk w;
+    if (!walk_begin(m, &w))
         return 0;
-    struct ttpr_targets *t = atomic_load_explicit(tp(m), memory_order_acquire);
-    if (!t) {
-        if (unlikely(__atomic_load_n(&m->count_early, __ATOMIC_RELAXED)))
-            count_early(m);
-        rd_exit(&d);
-        return 0;
-    }
-    int lost = 0;
-    for (uint32_t k = 0; k < t->n; k++) {
-        struct ttrb_resv r;
-        if (ttrb_reserve(t->chan[k], -1, m->id, len, &r)) {
-            lost++;
-            continue;
-        }
-        char *p = r.payload;
+    while (walk_next(&w, m, len)) {
+        char *p = w.r.payload;
         uint32_t s = 0;
-        va_copy(args, ap);
+        va_copy(args, ap); /* each target gets every field */
         for (uint32_t f = 0; f < m->nfields; f++) {
             uint8_t ty = m->types[f];
             if (ty == TTPR_STR) {
@@ -596,10 +629,7 @@ int ttpr_emit_va(struct ttpr_marker *m, va_list ap)
             }
         }
         va_end(args);
-        if (unlikely(atomic_load_explicit(&test_hold, memory_order_relaxed)))
-            test_hold_here();
-        ttrb_commit(&r);
+        walk_commit(&w);
     }
-    rd_exit(&d);
-    return lost;
+    return walk_end(&w);
 }
