@@ -76,14 +76,15 @@ class TraceConsole(App[int]):
     def _show_fixture(self) -> None:
         """Offline: select a node, fill live views from fixture events."""
         screen = self.main_screen
+        if not screen.panes_ready:
+            self.call_after_refresh(self._show_fixture)
+            return
         screen.show_state(screen.state)
         if self.select:
             screen.trace_tree.select_path(self.select)
             screen._show_selected()
         if self.rates_fixture is not None:
-            from tracetui.widgets.channel_pane import ChannelPane
-
-            screen.query_one(ChannelPane).set_rates(self.rates_fixture)
+            screen.channel_pane.set_rates(self.rates_fixture)
         if self.stats_fixture is not None and self.select:
             screen.show_stats(
                 self.select,

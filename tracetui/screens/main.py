@@ -21,6 +21,7 @@ from textual.await_complete import AwaitComplete
 from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker
@@ -68,6 +69,11 @@ class MainScreen(Screen[None]):
         self.controller = Controller(self, client)
         self._live_workers: dict[str, Worker[None]] = {}
         self._adding: list[AwaitComplete] = []  # live view tabs being mounted
+        self.trace_pane = TracePane(id="trace-pane")
+        self.channel_pane = ChannelPane(id="channel-pane")
+        self.markers_pane = MarkersPane(id="markers-pane")
+        for pane in (self.trace_pane, self.channel_pane, self.markers_pane):
+            pane.display = False  # the switcher shows one; it hid only those there at its mount
 
     # ------------------------------------------------------------------ layout
 
@@ -86,9 +92,11 @@ class MainScreen(Screen[None]):
                     id="none",
                     classes="pane hint",
                 )
-                yield TracePane(id="trace-pane")
-                yield ChannelPane(id="channel-pane")
-                yield MarkersPane(id="markers-pane")
+                # Hidden until something is selected: composed just after the first frame, so
+                # the console appears sooner (their 40-odd widgets cost more than the rest).
+                yield Lazy(self.trace_pane)
+                yield Lazy(self.channel_pane)
+                yield Lazy(self.markers_pane)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -150,19 +158,27 @@ class MainScreen(Screen[None]):
                 self.notify(f"{path} was removed: its live view is closed.", severity="warning")
 
     def _show_selected(self) -> None:
+        if not self.panes_ready:
+            self.call_after_refresh(self._show_selected)  # the panes mount after the first frame
+            return
         path = self.trace_tree.selected_path
         switcher = self.query_one("#panes", ContentSwitcher)
         if path == MARKERS:
-            self.query_one(MarkersPane).show(self.state.markers)
+            self.markers_pane.show(self.state.markers)
             switcher.current = "markers-pane"
         elif path and "/" in path and (chan := self.state.channel(path)) is not None:
-            self.query_one(ChannelPane).show(path, chan)
+            self.channel_pane.show(path, chan)
             switcher.current = "channel-pane"
         elif path and (trace := self.state.trace(path)) is not None:
-            self.query_one(TracePane).show(trace)
+            self.trace_pane.show(trace)
             switcher.current = "trace-pane"
         else:
             switcher.current = "none"
+
+    @property
+    def panes_ready(self) -> bool:
+        """Whether the detail panes have mounted (they are Lazy: just after the first frame)."""
+        return all(p.is_mounted for p in (self.trace_pane, self.channel_pane, self.markers_pane))
 
     @on(TraceTree.NodeHighlighted)
     def _highlighted(self) -> None:
@@ -177,8 +193,8 @@ class MainScreen(Screen[None]):
         """Show one statistics read of PATH; the rate comes from the previous read's count."""
         measured = self.controller.rate(path, stats)
         rate = measured if rate is None else rate
-        pane = self.query_one(ChannelPane)
-        if pane.path == path:
+        pane = self.channel_pane
+        if pane.is_mounted and pane.path == path:
             pane.show_stats(stats, rate)
         self.show_tree(self.state.with_stats(path, stats.total))
 
