@@ -8,6 +8,8 @@ against real marker formats.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tracetui.core.client.state import (
     ChannelState,
     ChannelStats,
@@ -78,9 +80,29 @@ def demo_events(n: int, *, channel: str = "flight", cpus: int = 2, step_ns: int 
     return events
 
 
+# name, sub-buffer KiB, count, flight, global, allocated, routing, recorded, discarded, overwritten
+_DEMO_CHANNELS: dict[str, list[tuple[Any, ...]]] = {
+    "demo": [
+        ("main", 64, 4, False, False, True, (), 1_284, 0, 0),
+        ("flight", 256, 8, True, False, True, ("sched_*", "irq_*"), 4_812_113, 0, 3_977_840),
+        ("procs", 16, 4, False, True, True, ("proc_*",), 9_311, 12, 0),
+    ],
+    "mytrace": [
+        ("main", 64, 4, False, False, False, (), 0, 0, 0),
+        ("processes", 256, 8, True, False, False, ("proc_exec",), 0, 0, 0),
+    ],
+}
+
+
+def _channels(trace: str) -> tuple[ChannelState, ...]:
+    return tuple(
+        ChannelState(name, kib * 1024, n, fl, gl, alloc, rules, rec, disc, over)
+        for name, kib, n, fl, gl, alloc, rules, rec, disc, over in _DEMO_CHANNELS[trace]
+    )
+
+
 def demo_state() -> NamespaceState:
     """The demo trace as the console shows it after a few seconds of the demo workload."""
-    kib = 1024
     return NamespaceState(
         traces=(
             TraceState(
@@ -88,70 +110,14 @@ def demo_state() -> NamespaceState:
                 recording=True,
                 filter=("*",),
                 output="/home/user/.local/share/tracetui/traces/demo-20240101-000000",
-                channels=(
-                    ChannelState(
-                        name="main",
-                        subbuf_size=64 * kib,
-                        n_subbuf=4,
-                        flight=False,
-                        is_global=False,
-                        allocated=True,
-                        filter=(),
-                        recorded=1_284,
-                        discarded=0,
-                        overwritten=0,
-                    ),
-                    ChannelState(
-                        name="flight",
-                        subbuf_size=256 * kib,
-                        n_subbuf=8,
-                        flight=True,
-                        is_global=False,
-                        allocated=True,
-                        filter=("sched_*", "irq_*"),
-                        recorded=4_812_113,
-                        discarded=0,
-                        overwritten=3_977_840,
-                    ),
-                    ChannelState(
-                        name="procs",
-                        subbuf_size=16 * kib,
-                        n_subbuf=4,
-                        flight=False,
-                        is_global=True,
-                        allocated=True,
-                        filter=("proc_*",),
-                        recorded=9_311,
-                        discarded=12,
-                        overwritten=0,
-                    ),
-                ),
+                channels=_channels("demo"),
             ),
             TraceState(
                 name="mytrace",
                 recording=False,
                 filter=("sched_switch",),
                 output="/home/user/.local/share/tracetui/traces/mytrace",
-                channels=(
-                    ChannelState(
-                        name="main",
-                        subbuf_size=64 * kib,
-                        n_subbuf=4,
-                        flight=False,
-                        is_global=False,
-                        allocated=False,
-                        filter=(),
-                    ),
-                    ChannelState(
-                        name="processes",
-                        subbuf_size=256 * kib,
-                        n_subbuf=8,
-                        flight=True,
-                        is_global=False,
-                        allocated=False,
-                        filter=("proc_exec",),
-                    ),
-                ),
+                channels=_channels("mytrace"),
             ),
         ),
         markers=MARKERS,
@@ -165,28 +131,8 @@ def demo_rates() -> list[float]:
 
 def demo_stats() -> ChannelStats:
     """A statistics read of demo/flight (two CPUs)."""
-    cpu0 = Stats(
-        recorded=2_506_017,
-        discarded=0,
-        overwritten=2_071_520,
-        too_big=0,
-        lost_dead=0,
-        bytes=160_385_088,
-        packets=1_224,
-        consumed=434_497,
-        consumed_packets=212,
-        stuck_packets=0,
-    )
-    cpu1 = Stats(
-        recorded=2_306_096,
-        discarded=0,
-        overwritten=1_906_320,
-        too_big=0,
-        lost_dead=0,
-        bytes=147_590_144,
-        packets=1_126,
-        consumed=399_776,
-        consumed_packets=195,
-        stuck_packets=0,
-    )
+    # recorded, discarded, overwritten, too_big, lost_dead, bytes, packets, consumed,
+    # consumed_packets, stuck_packets
+    cpu0 = Stats(2_506_017, 0, 2_071_520, 0, 0, 160_385_088, 1_224, 434_497, 212, 0)
+    cpu1 = Stats(2_306_096, 0, 1_906_320, 0, 0, 147_590_144, 1_126, 399_776, 195, 0)
     return ChannelStats({"cpu0": cpu0, "cpu1": cpu1}, cpu0 + cpu1)
