@@ -1,0 +1,294 @@
+"""tracetui as an lttng-live viewer of a real lttng-relayd (core/wire/lttng_live.py,
+core/client/remote.py, ``tracetui watch net://...``).
+
+Three tracetui daemons (TRACETUI_HOSTNAME hostA/B/C) stream a trace each through their ``relay``
+file to one lttng-relayd on private loopback ports; tracetui's viewer lists the three sessions
+and reads exactly each host's events live; babeltrace2's lttng-live source reads exactly the
+events of another session while ``tracetui watch`` prints two more; bad URLs, a refused port and
+an unknown session are one sentence each.  A real LTTng-UST session streamed to the same relayd
+is read by the same viewer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import DaemonHandle, finish_daemon, start_daemon
+from test_relay import _free_ports
+
+from tracetui.core.client.live import LiveBatch
+from tracetui.core.client.remote import RemoteWatch, list_sessions
+from tracetui.core.wire.lttng_live import LiveError, LiveUnreachable, parse_live_url
+
+RELAYD = shutil.which("lttng-relayd")
+BT2 = shutil.which("babeltrace2")
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.skipif(RELAYD is None, reason="lttng-relayd is not installed")
+
+EMIT = (
+    "from tracetui import probe\nm = probe.marker('relay_ev', 'host %s k %d')\n"
+    "import sys\nfor k in range(int(sys.argv[2])): m(sys.argv[1], k)\n"
+)
+COUNTS = {"hostA": 300, "hostB": 500, "hostC": 700}
+
+
+@dataclass
+class Relayd:
+    ctrl: int
+    data: int
+    live: int
+    out: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def producer_url(self) -> str:
+        return f"net://127.0.0.1:{self.ctrl}:{self.data}"
+
+    @property
+    def live_url(self) -> str:
+        return f"net://127.0.0.1:{self.live}"
+
+
+def start_relayd(out: Path) -> Relayd:
+    assert RELAYD is not None
+    c, d, lv = _free_ports(3)
+    p = subprocess.Popen(
+        [RELAYD, "-C", f"tcp://127.0.0.1:{c}", "-D", f"tcp://127.0.0.1:{d}",
+         "-L", f"tcp://127.0.0.1:{lv}", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            list_sessions(f"net://127.0.0.1:{lv}", timeout=1)
+            return Relayd(c, d, lv, out, p)
+        except LiveError:
+            assert time.monotonic() < deadline and p.poll() is None, "lttng-relayd did not start"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def relayd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relayd]:
+    r = start_relayd(tmp_path_factory.mktemp("relayd") / "out")
+    try:
+        yield r
+    finally:
+        r.proc.terminate()
+        r.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DaemonHandle]]:
+    tmp = tmp_path_factory.mktemp("hosts")
+    out: dict[str, DaemonHandle] = {}
+    old = os.environ.get("TRACETUI_HOSTNAME")
+    try:
+        for host in COUNTS:
+            os.environ["TRACETUI_HOSTNAME"] = host  # the daemon reports it to the relayd
+            out[host] = start_daemon(tmp / host)
+        yield out
+    finally:
+        if old is None:
+            os.environ.pop("TRACETUI_HOSTNAME", None)
+        else:
+            os.environ["TRACETUI_HOSTNAME"] = old
+        for h in out.values():
+            finish_daemon(h)
+
+
+def start_streaming(h: DaemonHandle, trace: str, relayd: Relayd, local: Path) -> None:
+    c = h.client
+    c.mkdir(trace)
+    c.write(f"{trace}/output", str(local))
+    c.write(f"{trace}/relay", relayd.producer_url)
+    c.write(f"{trace}/start", "1")
+
+
+def stop_streaming(h: DaemonHandle, trace: str) -> None:
+    """Stop recording, then end the relay session (its viewers end once they read it all)."""
+    h.client.write(f"{trace}/start", "0")
+    h.client.write(f"{trace}/relay", "")
+
+
+def emit(h: DaemonHandle, host: str, n: int) -> None:
+    r = subprocess.run([sys.executable, "-c", EMIT, host, str(n)], env=h.env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def wait_sessions(relayd: Relayd, want: set[tuple[str, str]], timeout: float = 10) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        have = {(s.hostname, s.name): s for s in list_sessions(relayd.live_url)}
+        if want <= set(have):
+            return have
+        assert time.monotonic() < deadline, (want, set(have))
+        time.sleep(0.05)
+
+
+def wait_clients(relayd: Relayd, key: tuple[str, str], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        have = {(s.hostname, s.name): s for s in list_sessions(relayd.live_url)}
+        if key in have and have[key].clients >= 1:
+            return
+        assert time.monotonic() < deadline, f"no viewer attached to {key}"
+        time.sleep(0.05)
+
+
+def ks_of(lines: list[str]) -> list[int]:
+    return sorted(int(ln.rsplit("k = ", 1)[1].rstrip(" }")) for ln in lines)
+
+
+# -- tracetui's own viewer -------------------------------------------------------------------
+
+
+def test_viewer_lists_the_hosts_and_reads_each_hosts_events_exactly(
+    relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Path
+) -> None:
+    for host, h in hosts.items():
+        start_streaming(h, "fleet", relayd, tmp_path / f"local-{host}")
+    have = wait_sessions(relayd, {(host, "fleet") for host in COUNTS})
+    assert all(have[(host, "fleet")].live_timer_us == 100_000 for host in COUNTS)
+
+    # The listing through the CLI: one line per session.
+    h0 = next(iter(hosts.values()))
+    r = h0.cli("watch", relayd.live_url)
+    assert r.returncode == 0, r.stderr
+    listed = [ln for ln in r.stdout.splitlines() if " fleet " in ln + " "]
+    assert {ln.split()[0] for ln in listed} >= set(COUNTS), r.stdout
+
+    got: dict[str, list[LiveBatch]] = {host: [] for host in COUNTS}
+    done = {host: threading.Event() for host in COUNTS}
+    watches = [
+        RemoteWatch(f"{relayd.live_url}/host/{host}/fleet", got[host].append,
+                    on_end=lambda _w, e=done[host]: e.set()).start()
+        for host in COUNTS
+    ]
+    try:
+        for host, h in hosts.items():
+            emit(h, host, COUNTS[host])
+            stop_streaming(h, "fleet")
+        for host in COUNTS:
+            assert done[host].wait(20), f"the view of {host} did not end"
+    finally:
+        for w in watches:
+            w.close()
+    for w in watches:
+        assert w.error == "" and w.ended
+    for host, n in COUNTS.items():
+        events = [e for b in got[host] for e in b.events if e.name == "relay_ev"]
+        assert sorted(e.fields["k"] for e in events) == list(range(n))
+        assert {e.fields["host"] for e in events} == {host}
+        assert all(b.path == f"{host}/fleet/main" for b in got[host])
+        assert not [it for b in got[host] for it in b.items if hasattr(it, "lost")]
+        assert not [m for b in got[host] for m in b.errors]
+
+
+def test_babeltrace2_and_tracetui_watch_read_live_sessions(
+    relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Path
+) -> None:
+    if BT2 is None:
+        pytest.skip("babeltrace2 is not installed")
+    for host, h in hosts.items():
+        start_streaming(h, "again", relayd, tmp_path / f"local-{host}")
+    wait_sessions(relayd, {(host, "again") for host in COUNTS})
+    env = hosts["hostA"].env()
+    # One viewer per relay session (relayd's rule): bt2 on hostA, tracetui watch on B and C.
+    bt = subprocess.Popen([BT2, "--input-format=lttng-live", f"{relayd.live_url}/host/hostA/again"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    tw_json = subprocess.Popen(
+        [sys.executable, "-m", "tracetui", "watch", "--json",
+         f"{relayd.live_url}/host/hostB/again"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    tw_text = subprocess.Popen(
+        [sys.executable, "-m", "tracetui", "watch", "--count", "200",
+         f"{relayd.live_url}/host/hostC/again"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    procs = (bt, tw_json, tw_text)
+    try:
+        for host in COUNTS:
+            wait_clients(relayd, (host, "again"))
+        for host, h in hosts.items():
+            emit(h, host, COUNTS[host])
+            stop_streaming(h, "again")
+        outs = [p.communicate(timeout=30) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    (bt_out, bt_err), (j_out, j_err), (t_out, t_err) = outs
+    assert bt.returncode == 0, bt_err
+    lines = [ln for ln in bt_out.splitlines() if " relay_ev:" in ln]
+    assert ks_of(lines) == list(range(COUNTS["hostA"]))
+    assert all('host = "hostA"' in ln for ln in lines)
+
+    assert tw_json.returncode == 0, j_err
+    objs = [json.loads(ln) for ln in j_out.splitlines()]
+    ks = sorted(o["fields"]["k"] for o in objs if o.get("name") == "relay_ev")
+    assert ks == list(range(COUNTS["hostB"]))
+    assert {o["fields"]["host"] for o in objs if o.get("name") == "relay_ev"} == {"hostB"}
+
+    assert tw_text.returncode == 0, t_err
+    tl = t_out.splitlines()
+    assert len(tl) == 200 and all(' relay_ev: host="hostC", k=' in ln for ln in tl), tl[:3]
+    assert all(" cpu " in ln and ln.startswith("[") for ln in tl)
+
+
+# -- errors: one sentence each ---------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tracetui", "watch", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "url", ["net://", "net://h:0", "net://h:x/host/a/b", "net://h/host/a", "net://h/sessions/a/b",
+            "net://[::1"],
+)
+def test_bad_live_url_is_one_sentence(url: str) -> None:
+    with pytest.raises(LiveError) as e:
+        parse_live_url(url)
+    assert "\n" not in str(e.value) and "net://HOST" in str(e.value)
+    r = _cli(url)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_live_url_forms() -> None:
+    u = parse_live_url("net://relay.example")
+    assert (u.host, u.port, u.hostname, u.session) == ("relay.example", 5344, None, None)
+    u = parse_live_url("net://127.0.0.1:7000/host/web-1/my_trace")
+    assert (u.port, u.hostname, u.session) == (7000, "web-1", "my_trace")
+    assert str(u) == "net://127.0.0.1:7000/host/web-1/my_trace"
+    assert parse_live_url("net://[::1]:7/host/h/s").host == "::1"
+
+
+def test_refused_port_is_one_sentence_exit_3() -> None:
+    (port,) = _free_ports(1)
+    with pytest.raises(LiveUnreachable, match="refused"):
+        list_sessions(f"net://127.0.0.1:{port}")
+    for url in (f"net://127.0.0.1:{port}", f"net://127.0.0.1:{port}/host/h/s"):
+        r = _cli(url)
+        assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "refused" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_session_is_one_sentence(relayd: Relayd) -> None:
+    with pytest.raises(LiveError, match="no live session 'nope' of host 'nohost'"):
+        RemoteWatch(f"{relayd.live_url}/host/nohost/nope", lambda b: None)
+    r = _cli(f"{relayd.live_url}/host/nohost/nope")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "nope" in r.stderr and "Traceback" not in r.stderr
