@@ -27,6 +27,7 @@ hang up once read) or on ``close()``; an error on the way is kept in ``error`` (
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import re
@@ -189,6 +190,8 @@ class RemoteWatch:
         self.ended = False
         self.local_dropped = 0
         self.packets = 0
+        # The last protocol answers that changed something (streams, hang-ups): for diagnosis.
+        self.trail: collections.deque[str] = collections.deque(maxlen=64)
         self._stop = False
         self._streams: dict[int, _Stream] = {}
         self._traces: dict[int, _Trace] = {}
@@ -243,6 +246,8 @@ class RemoteWatch:
     # -- streams and metadata -------------------------------------------------------------------
 
     def _add_streams(self, session: SessionInfo, streams: list[StreamInfo]) -> None:
+        if streams:
+            self.trail.append(f"streams {[(s.id, s.channel) for s in streams]}")
         for s in streams:
             t = self._traces.get(s.ctf_trace_id)
             if t is None:
@@ -288,6 +293,7 @@ class RemoteWatch:
                 for t in {st.ctf_trace_id for st in streams}:
                     self._fetch_metadata(self._traces[t])
             if status == L.NEW_STREAMS_HUP:
+                self.trail.append(f"session {sid} hung up")
                 self._live_sessions.pop(sid, None)
 
     # -- the reader thread ----------------------------------------------------------------------
@@ -332,6 +338,8 @@ class RemoteWatch:
             if data is not None:
                 self._deliver(st, data[: idx.content_size // 8 or len(data)])
             return True
+        if idx.status in (L.INDEX_HUP, L.INDEX_EOF, L.INDEX_ERR):
+            self.trail.append(f"stream {sid} index status {idx.status}")
         if idx.status in (L.INDEX_HUP, L.INDEX_EOF):
             del self._streams[sid]
         elif idx.status == L.INDEX_ERR:
