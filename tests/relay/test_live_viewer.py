@@ -399,3 +399,121 @@ def test_unknown_session_is_one_sentence(relayd: Relayd) -> None:
     r = _cli(f"{relayd.live_url}/host/nohost/nope")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- a real LTTng-UST session streamed live to the same relayd -------------------------------
+
+LTTNG_THREADS, LTTNG_PER_THREAD = 2, 200
+
+
+def test_lttng_ust_live_session_is_listed_and_read(relayd: Relayd, tmp_path: Path) -> None:
+    for tool in ("lttng", "lttng-sessiond", "gcc"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    lttng_dir = HERE.parent / "lttng"
+    prog = tmp_path / "prov"
+    r = subprocess.run(
+        [
+            "gcc",
+            "-O1",
+            f"-I{lttng_dir}",
+            "-o",
+            str(prog),
+            str(lttng_dir / "prov.c"),
+            "-llttng-ust",
+            "-ldl",
+            "-lpthread",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode:
+        pytest.skip(f"cannot build an lttng-ust provider: {r.stderr.strip().splitlines()[-1:]}")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "LTTNG_HOME": str(home)}
+    env.pop("LTTNG_UST_REGISTER_TIMEOUT", None)
+
+    def run(*cmd: str, extra: dict[str, str] | None = None) -> None:
+        p = subprocess.run(
+            cmd, env={**env, **(extra or {})}, capture_output=True, text=True, timeout=30
+        )
+        assert p.returncode == 0, f"{cmd}: {p.stderr or p.stdout}"
+
+    sd = subprocess.Popen(
+        ["lttng-sessiond"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    watch: RemoteWatch | None = None
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["lttng", "list"], env=env, capture_output=True).returncode:
+            if time.monotonic() > deadline or sd.poll() is not None:
+                pytest.skip("the private lttng-sessiond did not start")
+            time.sleep(0.1)
+        run(
+            "lttng",
+            "create",
+            "ustlive",
+            "--live=100000",
+            f"--ctrl-url=tcp://127.0.0.1:{relayd.ctrl}",
+            f"--data-url=tcp://127.0.0.1:{relayd.data}",
+        )
+        run("lttng", "enable-event", "-u", "prov:*")
+        run("lttng", "start", "ustlive")
+        sessions = [s for s in list_sessions(relayd.live_url) if s.name == "ustlive"]
+        assert sessions, list_sessions(relayd.live_url)
+        host = sessions[0].hostname
+        got: list[LiveBatch] = []
+        done = threading.Event()
+        watch = RemoteWatch(
+            f"{relayd.live_url}/host/{host}/ustlive", got.append, on_end=lambda _w: done.set()
+        ).start()
+        # (the program waits until the sessiond registered it, so no event is missed)
+        run(
+            str(prog),
+            str(LTTNG_THREADS),
+            str(LTTNG_PER_THREAD),
+            extra={"LTTNG_UST_REGISTER_TIMEOUT": "-1"},
+        )
+        n = LTTNG_THREADS * LTTNG_PER_THREAD
+        deadline = time.monotonic() + 20
+        while sum(len(b.events) for b in got) < 2 * n:
+            assert time.monotonic() < deadline, (
+                sum(len(b.events) for b in got),
+                watch.error,
+                list(watch.trail),
+                watch.statuses,
+                [m for b in got for m in b.errors][:3],
+                [(f.name, f.stat().st_size) for f in relayd.out.rglob("*") if f.is_file()],
+            )
+            time.sleep(0.05)
+        run("lttng", "stop", "ustlive")
+        run("lttng", "destroy", "ustlive")
+        assert done.wait(20), "the view did not end with the destroyed session"
+        assert watch.error == "", watch.error
+    finally:
+        if watch is not None:
+            watch.close()
+        sd.terminate()
+        try:
+            sd.wait(10)
+        except subprocess.TimeoutExpired:
+            sd.kill()
+    n = LTTNG_THREADS * LTTNG_PER_THREAD
+    events = [e for b in got for e in b.events]
+    assert not [m for b in got for m in b.errors]
+    assert not [it for b in got for it in b.items if hasattr(it, "lost")]
+    ticks = sorted(e.fields["k"] for e in events if e.name == "prov:tick")
+    assert ticks == sorted(-i for i in range(LTTNG_PER_THREAD) for _ in range(LTTNG_THREADS))
+    evs = [e.fields for e in events if e.name == "prov:ev"]
+    assert sorted(f["i"] for f in evs) == sorted(
+        i for i in range(LTTNG_PER_THREAD) for _ in range(LTTNG_THREADS)
+    )
+    assert all(f["s"] == "hello" and f["arr"] == [1, -2, 3] for f in evs)
+    # The same events as babeltrace2 reads from the relayd's files afterwards.
+    if BT2 is not None:
+        bt = subprocess.run(
+            [BT2, str(relayd.out / host)], capture_output=True, text=True, timeout=60
+        )
+        assert bt.returncode == 0, bt.stderr
+        assert sum(" prov:" in ln for ln in bt.stdout.splitlines()) == len(events) == 2 * n

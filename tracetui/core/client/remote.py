@@ -192,6 +192,7 @@ class RemoteWatch:
         self.packets = 0
         # The last protocol answers that changed something (streams, hang-ups): for diagnosis.
         self.trail: collections.deque[str] = collections.deque(maxlen=64)
+        self.statuses: collections.Counter[int] = collections.Counter()  # next-index answers
         self._stop = False
         self._streams: dict[int, _Stream] = {}
         self._traces: dict[int, _Trace] = {}
@@ -329,6 +330,7 @@ class RemoteWatch:
     def _step(self, sid: int) -> bool:
         st = self._streams[sid]
         idx = self.client.next_index(sid)
+        self.statuses[idx.status] += 1
         if idx.flags & L.FLAG_NEW_STREAM:
             self._new_streams()
         if idx.flags & L.FLAG_NEW_METADATA:
@@ -336,7 +338,7 @@ class RemoteWatch:
         if idx.status == L.INDEX_OK:
             data = self._packet(st, idx)
             if data is not None:
-                self._deliver(st, data[: idx.content_size // 8 or len(data)])
+                self._deliver(st, data, idx.content_size // 8 or len(data))
             return True
         if idx.status in (L.INDEX_HUP, L.INDEX_EOF, L.INDEX_ERR):
             self.trail.append(f"stream {sid} index status {idx.status}")
@@ -374,7 +376,7 @@ class RemoteWatch:
             f"{st.info.channel} (metadata never arrived?)"
         )
 
-    def _deliver(self, st: _Stream, packet: bytes) -> None:
+    def _deliver(self, st: _Stream, packet: bytes, content: int) -> None:
         t = st.trace
         errors: list[str] = []
         items: list[Item] = []
@@ -393,7 +395,8 @@ class RemoteWatch:
                 errors.append(f"a packet of {name} of {len(packet)} bytes has no header")
             else:
                 try:
-                    items = st.reader.items(PACKET_HEADER.unpack_from(packet), packet)
+                    body = packet[:content]  # the reader reads records up to its end
+                    items = st.reader.items(PACKET_HEADER.unpack_from(body), body)
                 except CorruptRecord as e:
                     errors.append(f"packet of {name}: {e}")
         else:
