@@ -11,6 +11,14 @@ needed: examples/c/workers.c, 2 threads) emits N events.  Figures:
   relay_mbps   the same bytes sent to the relayd / time from start until its queue drained
   ratio        relay_mbps / ref_local_mbps (the same-run reference) (target >= 0.5)
   packets_lost packets the streamer could not queue (bounded queue, 64 MiB)
+  emit_ns_local   the C program's wall time per event into a trace without `relay` (same run)
+  emit_ns_relay   the same program and events into the trace streaming to the relayd
+  emit_ratio      emit_ns_relay / emit_ns_local (target ~1: the writers never wait for the relay)
+  relay_live_lag_p99_ms  an event carrying its wall time in a field (500 events/s for --lag-s
+                  seconds, from a Python writer), until tracetui's live viewer (RemoteWatch, on
+                  the relayd's live port) hands it over: p50/p99/max
+  live_timer_ms   the live timer of that relay session as the relayd lists it (the reference:
+                  target p99 <= 2x)
 """
 
 from __future__ import annotations
@@ -39,10 +47,76 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+LAG_EMIT = """
+import sys, time
+from tracetui import probe
+m = probe.marker("lag_ev", "seq %llu wall %llu")
+n = int(sys.argv[1])
+t0 = time.monotonic()
+for i in range(n):
+    while time.monotonic() < t0 + i / 500:
+        time.sleep(0.0005)
+    m(i, time.time_ns())
+"""
+
+
+def live_lag(client, env, producer: str, live: str, work: Path, seconds: float) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Events with their wall time in a field, through relay and relayd to RemoteWatch."""
+    import threading
+
+    from tracetui.core.client.remote import RemoteWatch, list_sessions
+
+    client.mkdir("lag")
+    client.write("lag/output", str(work / "lag"))
+    client.write("lag/relay", producer)
+    client.write("lag/start", "1")
+    deadline = time.monotonic() + 10
+    while not [s for s in list_sessions(live) if (s.hostname, s.name) == ("bench", "lag")]:
+        if time.monotonic() > deadline:
+            raise SystemExit("bench_relay: the lag session never reached the relayd")
+        time.sleep(0.05)
+    (session,) = [s for s in list_sessions(live) if (s.hostname, s.name) == ("bench", "lag")]
+    lags: list[int] = []
+    lock = threading.Lock()
+
+    def on_batch(b) -> None:  # type: ignore[no-untyped-def]
+        now = time.time_ns()
+        with lock:
+            lags.extend(now - e.fields["wall"] for e in b.events if e.name == "lag_ev")
+
+    n = int(seconds * 500)
+    rw = RemoteWatch(f"{live}/host/bench/lag", on_batch).start()
+    try:
+        subprocess.run([sys.executable, "-c", LAG_EMIT, str(n)], env=env, check=True)
+        deadline = time.monotonic() + 20
+        while len(lags) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.write("lag/start", "0")
+        client.write("lag/relay", "")
+        rw.close()
+    got = sorted(lags)
+    if not got:
+        raise SystemExit(f"bench_relay: the live viewer saw no lag event ({rw.error})")
+
+    def pct(p: float) -> float:
+        return round(got[min(len(got) - 1, int(p * len(got)))] / 1e6, 1)
+
+    return {
+        "lag_events": n,
+        "lag_seen": len(got),
+        "relay_live_lag_p50_ms": pct(0.50),
+        "relay_live_lag_p99_ms": pct(0.99),
+        "relay_live_lag_max_ms": round(got[-1] / 1e6, 1),
+        "live_timer_ms": session.live_timer_us / 1000,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--lag-s", type=float, default=3.0, help="seconds of the lag run")
     args = ap.parse_args()
     relayd, cc = shutil.which("lttng-relayd"), shutil.which("cc") or shutil.which("gcc")
     if not relayd or not cc:
@@ -71,11 +145,24 @@ def main() -> int:
             client.write("b/output", str(work / "local"))
             client.write("b/main/subbuf_size", "1M")
             client.write("b/main/n_subbuf", "16")
+            # The same program into a trace without relay first: the writers' reference cost.
+            client.mkdir("l")
+            client.write("l/output", str(work / "local-only"))
+            client.write("l/main/subbuf_size", "1M")
+            client.write("l/main/n_subbuf", "16")
+            client.write("l/start", "1")
+            te = time.perf_counter()
+            subprocess.run([exe, "2", str(args.events // 2)], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            emit_local = time.perf_counter() - te
+            client.write("l/start", "0")
             client.write("b/relay", f"net://127.0.0.1:{c}:{dp}")
             t0 = time.perf_counter()
             client.write("b/start", "1")
+            te = time.perf_counter()
             subprocess.run([exe, "2", str(args.events // 2)], env=env, check=True,
                            stdout=subprocess.DEVNULL)
+            emit_relay = time.perf_counter() - te
             client.write("b/start", "0")
             t_local = time.perf_counter() - t0
             local_bytes = sum(p.stat().st_size for p in (work / "local").glob("main_*"))
@@ -87,6 +174,8 @@ def main() -> int:
                     break
                 time.sleep(0.01)
             t_relay = time.perf_counter() - t0
+            lag = live_lag(client, env, f"net://127.0.0.1:{c}:{dp}", f"net://127.0.0.1:{lv}",
+                           work, args.lag_s)
         finally:
             client.close()
             spawn.stop_daemon(proc)
@@ -103,6 +192,11 @@ def main() -> int:
     }
     ref = res["ref_local_mbps"]
     res["ratio"] = round(res["relay_mbps"] / ref, 3) if ref else 0
+    res["emit_ns_local"] = round(emit_local * 1e9 / args.events, 1)
+    res["emit_ns_relay"] = round(emit_relay * 1e9 / args.events, 1)
+    res["emit_ratio"] = round(res["emit_ns_relay"] / res["emit_ns_local"], 3)
+    res.update(lag)
+    res["lag_ratio"] = round(res["relay_live_lag_p99_ms"] / res["live_timer_ms"], 2)
     text = "\n".join(f"{k:16} {v}" for k, v in res.items())
     print(json.dumps(res, indent=2) if args.json else text)
     return 0
