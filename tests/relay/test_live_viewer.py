@@ -510,6 +510,16 @@ def test_lttng_ust_live_session_is_listed_and_read(relayd: Relayd, tmp_path: Pat
         i for i in range(LTTNG_PER_THREAD) for _ in range(LTTNG_THREADS)
     )
     assert all(f["s"] == "hello" and f["arr"] == [1, -2, 3] for f in evs)
+    # `tracetui watch` prints them as `tracetui dump` prints LTTng events.
+    from tracetui.cli.watch import format_remote_batch
+
+    b = next(b for b in got if any(e.name == "prov:tick" for e in b.events))
+    lines = format_remote_batch(b, False)
+    assert len(lines) == len(b.items) and all(ln.startswith("[") for ln in lines)
+    assert any(" prov:tick: k=" in ln for ln in lines), lines[:2]
+    objs = [json.loads(x) for x in format_remote_batch(b, True)]
+    assert {o["name"] for o in objs} <= {"prov:tick", "prov:ev"}
+    assert all(("k" if o["name"] == "prov:tick" else "i") in o["fields"] for o in objs)
     # The same events as babeltrace2 reads from the relayd's files afterwards.
     if BT2 is not None:
         bt = subprocess.run(
