@@ -11,6 +11,7 @@ is read by the same viewer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -527,3 +528,56 @@ def test_lttng_ust_live_session_is_listed_and_read(relayd: Relayd, tmp_path: Pat
         )
         assert bt.returncode == 0, bt.stderr
         assert sum(" prov:" in ln for ln in bt.stdout.splitlines()) == len(events) == 2 * n
+
+
+# -- the console's remote live view ----------------------------------------------------------
+
+
+async def test_console_opens_a_remote_session_live(
+    relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Path
+) -> None:
+    from textual.widgets import ListView
+
+    from tracetui.app import TraceConsole
+    from tracetui.core.client.state import NamespaceState
+    from tracetui.screens.name_dialog import NameDialog
+    from tracetui.widgets.live_view import LiveViewPane
+
+    h = hosts["hostA"]
+    start_streaming(h, "console", relayd, tmp_path / "local-console")
+    wait_sessions(relayd, {("hostA", "console")})
+    app = TraceConsole(state=NamespaceState())  # no daemon: the view reads the relayd only
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.main_screen
+        # The bare relayd URL lists its sessions to choose from.
+        screen.action_open_remote()
+        await pilot.pause()
+        assert isinstance(app.screen, NameDialog)
+        await pilot.click("#name")
+        await pilot.press(*relayd.live_url, "enter")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, NameDialog) and app.screen.query(ListView):
+                break
+        items = [it.name for it in app.screen.query_one(ListView).children]
+        url = f"{relayd.live_url}/host/hostA/console"
+        assert url in items, items
+        app.screen.dismiss(url)
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if screen.query(LiveViewPane):
+                break
+        (pane,) = screen.query(LiveViewPane)
+        assert pane.channel == "remote/hostA/console"
+        await asyncio.to_thread(emit, h, "hostA", 150)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if pane.view.event_count >= 150:
+                break
+        assert pane.view.event_count == 150
+        lines = [pane.view._plain(row) for row in pane.view._events]
+        assert all(" relay_ev " in ln and 'host="hostA"' in ln for ln in lines), lines[:2]
+        await asyncio.to_thread(stop_streaming, h, "console")
+        screen.action_close_live()
+        await pilot.pause(0.2)
+        assert not screen.query(LiveViewPane)
