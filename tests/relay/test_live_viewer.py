@@ -29,6 +29,7 @@ from test_relay import _free_ports
 
 from tracetui.core.client.live import LiveBatch
 from tracetui.core.client.remote import RemoteWatch, list_sessions
+from tracetui.core.trace.packets import Loss
 from tracetui.core.wire.lttng_live import LiveError, LiveUnreachable, parse_live_url
 
 RELAYD = shutil.which("lttng-relayd")
@@ -581,3 +582,51 @@ async def test_console_opens_a_remote_session_live(
         screen.action_close_live()
         await pilot.pause(0.2)
         assert not screen.query(LiveViewPane)
+
+
+def test_remote_view_shows_the_rings_losses_as_rows(
+    relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Path
+) -> None:
+    """Events the ring discarded (tiny buffers, a fast writer) arrive as loss rows, and with the
+    events they add up to what was emitted, as the local trace says."""
+    h = hosts["hostB"]
+    c = h.client
+    c.mkdir("lossy")
+    c.write("lossy/main/subbuf_size", "4K")
+    c.write("lossy/main/n_subbuf", "2")
+    c.write("lossy/output", str(tmp_path / "local-lossy"))
+    c.write("lossy/relay", relayd.producer_url)
+    c.write("lossy/start", "1")
+    wait_sessions(relayd, {("hostB", "lossy")})
+    got: list[LiveBatch] = []
+    done = threading.Event()
+    w = RemoteWatch(
+        f"{relayd.live_url}/host/hostB/lossy", got.append, on_end=lambda _w: done.set()
+    ).start()
+    n = 30000
+    try:
+        emit(h, "hostB", n, pin=True)
+        deadline = time.monotonic() + 20
+
+        def total() -> int:
+            return sum(len(b.events) for b in got) + sum(
+                it.lost for b in got for it in b.items if isinstance(it, Loss)
+            )
+
+        while total() < n:
+            assert time.monotonic() < deadline, (total(), w.error, list(w.trail))
+            time.sleep(0.05)
+        stop_streaming(h, "lossy")
+        assert done.wait(20)
+    finally:
+        w.close()
+    losses = [it for b in got for it in b.items if isinstance(it, Loss)]
+    assert losses and all(x.unit == "events" for x in losses), (
+        "no discarded events: buffers too big?"
+    )
+    events = [e for b in got for e in b.events if e.name == "relay_ev"]
+    assert len(events) + sum(x.lost for x in losses) == n
+    ks = [e.fields["k"] for e in events]
+    assert len(set(ks)) == len(ks)
+    dump = h.cli("dump", str(tmp_path / "local-lossy"))
+    assert sum(" relay_ev:" in ln for ln in dump.stdout.splitlines()) == len(events)
