@@ -630,3 +630,38 @@ def test_remote_view_shows_the_rings_losses_as_rows(
     assert len(set(ks)) == len(ks)
     dump = h.cli("dump", str(tmp_path / "local-lossy"))
     assert sum(" relay_ev:" in ln for ln in dump.stdout.splitlines()) == len(events)
+
+
+def test_a_relayd_that_goes_away_ends_watch_with_exit_3(
+    hosts: dict[str, DaemonHandle], tmp_path: Path
+) -> None:
+    own = start_relayd(tmp_path / "relayd")
+    h = hosts["hostC"]
+    try:
+        start_streaming(h, "dying", own, tmp_path / "local-dying")
+        wait_sessions(own, {("hostC", "dying")})
+        p = subprocess.Popen(
+            [sys.executable, "-m", "tracetui", "watch", f"{own.live_url}/host/hostC/dying"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=h.env(),
+        )
+        try:
+            wait_clients(own, ("hostC", "dying"))
+            own.proc.kill()
+            own.proc.wait(5)
+            _, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 3, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert "relayd at" in err
+    finally:
+        if own.proc.poll() is None:
+            own.proc.kill()
+            own.proc.wait(5)
+        h.client.write("dying/start", "0")
+        h.client.write("dying/relay", "")

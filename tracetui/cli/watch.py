@@ -14,7 +14,7 @@ does (core/client/remote.py).
 
 Exit status: 0; 1 when the daemon refuses (no such channel), or for a bad live URL, an unknown
 remote session or a relayd that answers what cannot be read; 3 when no daemon answers, or no
-relayd answers at the live URL.
+relayd answers at the live URL (or it goes away during the watch).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "or, given net://HOST[:PORT]/host/HOSTNAME/SESSION, read a session live from an "
         "lttng-relayd (net://HOST[:PORT] alone lists its sessions).",
         epilog="Exit status: 0 on success, 1 if refused (no such channel, a bad live URL, no such "
-        "remote session), 3 if no daemon answers or no relayd answers at the live URL.",
+        "remote session), 3 if no daemon answers or no relayd answers at the live URL (or it goes "
+        "away).",
     )
     p.add_argument("path", metavar="TRACE/CHANNEL | net://HOST[:PORT][/host/HOSTNAME/SESSION]")
     p.add_argument("--json", action="store_true", help="one JSON object per event")

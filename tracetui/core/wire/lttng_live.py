@@ -23,7 +23,8 @@ Read from lttng-tools' ``doc/live-reading-protocol.md`` and
 * DETACH_SESSION leaves a session without closing the connection.
 
 Errors are ``LiveError`` (a ``TraceError``: errno and one sentence); a relayd that cannot be
-reached is ``LiveUnreachable``.  The protocol has neither authentication nor encryption.
+reached, or that goes away, is ``LiveUnreachable``.  The protocol has neither authentication
+nor encryption.
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ class LiveClient:
         try:
             self.sock.sendall(_CMD.pack(len(payload), cmd, 0) + payload)
         except OSError as e:
-            raise LiveError(
+            raise LiveUnreachable(
                 f"relayd at {self.url.address} broke the connection: {e.strerror or e}",
                 errno.ECONNRESET,
             ) from None
@@ -324,12 +325,12 @@ class LiveClient:
                     errno.ETIMEDOUT,
                 ) from None
             except OSError as e:
-                raise LiveError(
+                raise LiveUnreachable(
                     f"relayd at {self.url.address} broke the connection: {e.strerror or e}",
                     errno.ECONNRESET,
                 ) from None
             if not chunk:
-                raise LiveError(
+                raise LiveUnreachable(
                     f"relayd at {self.url.address} closed the connection", errno.ECONNRESET
                 )
             buf += chunk
