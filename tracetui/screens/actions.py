@@ -62,6 +62,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action("edit_live_filter", title="live: Filter by event name", help="Show only some events"),
     Action("open_live", "l", "Live", "channel: Open live view", "Watch the channel's events live"),
+    Action("open_remote", title="remote: Open live session", help="A session a relayd serves"),
     Action("pause_follow", "space", "Pause", "live: Pause/Follow", "Pause or follow the live view"),
     Action("search", "slash", "Search", "live: Search", "Search the live view"),
     Action("toggle_time", title="live: Toggle timestamps", help="Relative or absolute time"),

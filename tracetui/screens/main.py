@@ -447,6 +447,11 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(FilterDialog(title, rules, kind=kind), done)
 
+    def action_open_remote(self) -> None:
+        from tracetui.screens.remote import open_remote
+
+        open_remote(self)
+
     def action_open_live(self) -> None:
         path = self._selected_channel("watch live")
         if path:

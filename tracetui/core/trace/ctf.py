@@ -509,10 +509,13 @@ class CTFTrace:
     def _read_index(self, sub: _Sub, path: str) -> list[_Packet]:
         with open(path, "rb") as f:
             data = f.read()
+        return self._index_bytes(sub, data, os.path.basename(path))
+
+    def _index_bytes(self, sub: _Sub, data: bytes, name: str) -> list[_Packet]:
+        """The packets of one stream's bytes (a file, or one packet a live viewer received)."""
         out: list[_Packet] = []
         off = 0
         n = len(data)
-        name = os.path.basename(path)
         while off < n:
             buf = data[off : off + 65536]
             ctx = _Ctx()
