@@ -62,6 +62,21 @@ def test_loads_a_complete_layout() -> None:
     assert not v.show_cpu and v.absolute_time
 
 
+def test_a_remote_view_needs_no_trace_and_round_trips() -> None:
+    text = (
+        'version = 1\n[[view]]\nchannel = "remote/web1/fleet"\n'
+        'remote = "net://relay:5344/host/web1/fleet"\nfollow = false\n'
+    )
+    layout = L.loads(text)
+    (view,) = layout.views
+    assert (view.remote, view.channel, view.follow) == (
+        "net://relay:5344/host/web1/fleet",
+        "remote/web1/fleet",
+        False,
+    )
+    assert L.loads(L.dumps(layout)) == layout
+
+
 def test_dumps_round_trips_including_awkward_strings() -> None:
     layout = L.loads(GOOD)
     tricky = L.TraceLayout(
@@ -106,6 +121,10 @@ def test_dumps_round_trips_including_awkward_strings() -> None:
             "names trace 't' twice",
         ),
         ('version = 1\n[[view]]\nchannel = "x/y"\n', "does not define"),
+        (
+            'version = 1\n[[view]]\nchannel = "remote/h/s"\nremote = "http://relay/h/s"\n',
+            "is not net://RELAYD[:PORT]/host/HOST/SESSION",
+        ),
         ('version = 1\n[console]\nfocus = "sidebar"\n', "focus must be"),
     ],
 )

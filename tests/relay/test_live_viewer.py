@@ -578,6 +578,13 @@ async def test_console_opens_a_remote_session_live(
         assert pane.view.event_count == 150
         lines = [pane.view._plain(row) for row in pane.view._events]
         assert all(" relay_ev " in ln and 'host="hostA"' in ln for ln in lines), lines[:2]
+        # A saved layout holds the remote view by its URL, and reads back the same.
+        from tracetui.core import layout as L
+
+        (view,) = screen._views()
+        assert (view.channel, view.remote) == ("remote/hostA/console", url)
+        saved = L.Layout(views=(view,))
+        assert L.loads(L.dumps(saved)) == saved
         await asyncio.to_thread(stop_streaming, h, "console")
         screen.action_close_live()
         await pilot.pause(0.2)

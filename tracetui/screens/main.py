@@ -31,6 +31,7 @@ from tracetui.core.client.state import (
     ChannelStats,
     NamespaceState,
 )
+from tracetui.core.errors import TraceError
 from tracetui.screens.actions import BINDINGS, PALETTE
 from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
 from tracetui.widgets.channel_pane import ChannelPane
@@ -69,6 +70,7 @@ class MainScreen(Screen[None]):
         self.controller = Controller(self, client)
         self._live_workers: dict[str, Worker[None]] = {}
         self._adding: list[AwaitComplete] = []  # live view tabs being mounted
+        self.remote_views: dict[str, str] = {}  # view name "remote/HOST/SESSION" -> live URL
         self.trace_pane = TracePane(id="trace-pane")
         self.channel_pane = ChannelPane(id="channel-pane")
         self.markers_pane = MarkersPane(id="markers-pane")
@@ -153,7 +155,12 @@ class MainScreen(Screen[None]):
         self._show_selected()
         if self.client is not None:
             # A channel removed elsewhere (the CLI): its view would go on "following" nothing.
-            for path in [p for p in self._live_workers if state.channel(p) is None]:
+            gone = [
+                p
+                for p in self._live_workers
+                if p not in self.remote_views and state.channel(p) is None
+            ]
+            for path in gone:
                 self.close_live(path)
                 self.notify(f"{path} was removed: its live view is closed.", severity="warning")
 
@@ -537,6 +544,7 @@ class MainScreen(Screen[None]):
             await pending
 
     def close_live(self, path: str) -> None:
+        self.remote_views.pop(path, None)
         worker = self._live_workers.pop(path, None)
         if worker is not None:
             worker.cancel()
@@ -568,6 +576,7 @@ class MainScreen(Screen[None]):
                 search=p.view.search_text,
                 show_cpu=p.view.show_cpu,
                 absolute_time=p.view.absolute_time,
+                remote=self.remote_views.get(p.channel, ""),
             )
             for p in self.query(LiveViewPane)
         ]
@@ -672,7 +681,16 @@ class MainScreen(Screen[None]):
         layout = plan.layout
         self.history = layout.history
         for v in layout.views:
-            pane = self.open_live(v.channel, activate=False)
+            if v.remote:
+                from tracetui.screens.remote import open_remote_view
+
+                try:
+                    pane = open_remote_view(self, v.remote, activate=False)
+                except TraceError as e:
+                    self.notify(f"Remote view {v.remote} not opened: {e}", severity="error")
+                    continue
+            else:
+                pane = self.open_live(v.channel, activate=False)
             pane.view.follow = v.follow
             pane.view.show_cpu = v.show_cpu
             pane.view.absolute_time = v.absolute_time
@@ -681,8 +699,8 @@ class MainScreen(Screen[None]):
             pane.view.search_text = v.search
         await self.views_mounted()
         for v in layout.views:
-            pane = self.query_one(f"#{live_tab_id(v.channel)}-pane", LiveViewPane)
-            pane.update_status()
+            for pane in self.query(f"#{live_tab_id(v.channel)}-pane").results(LiveViewPane):
+                pane.update_status()
         if layout.selected:
             self.trace_tree.select_path(layout.selected)
         if layout.focus and layout.focus.startswith("view:"):

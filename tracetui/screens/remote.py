@@ -65,20 +65,26 @@ def open_remote(screen: MainScreen) -> None:
     )
 
 
-def open_remote_view(screen: MainScreen, url: str) -> LiveViewPane:
-    """A live view tab of the remote session at URL (net://HOST[:PORT]/host/HOSTNAME/SESSION)."""
+def open_remote_view(screen: MainScreen, url: str, *, activate: bool = True) -> LiveViewPane:
+    """A live view tab of the remote session at URL (net://HOST[:PORT]/host/HOSTNAME/SESSION).
+
+    Raises LiveError (one sentence) for a URL that names no session."""
     from tracetui.screens.main import live_tab_id
 
     u = parse_live_url(url)
-    assert u.hostname is not None and u.session is not None
+    if u.hostname is None or u.session is None:
+        raise LiveError(f"{url} names no session (net://HOST[:PORT]/host/HOSTNAME/SESSION).")
     name = view_name(u.hostname, u.session)
     tab_id = live_tab_id(name)
     if screen.query(f"#{tab_id}-pane"):
-        screen.tabs.active = tab_id
+        if activate:
+            screen.tabs.active = tab_id
         return screen.query_one(f"#{tab_id}-pane", LiveViewPane)
     pane = LiveViewPane(name, history=screen.history, id=f"{tab_id}-pane")
     screen.tabs.add_pane(TabPane(name, pane, id=tab_id))
-    screen.tabs.active = tab_id
+    screen.remote_views[name] = str(u)
+    if activate:
+        screen.tabs.active = tab_id
     # Registered as the live views' workers are, so closing the tab ends the viewer.
     screen._live_workers[name] = screen.run_worker(
         feed_remote(url, pane.view, screen.notify), group="live"

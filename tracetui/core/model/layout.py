@@ -73,12 +73,17 @@ class TraceLayout:
 class ViewLayout:
     """One open live view and its display settings."""
 
-    channel: str  # "trace/channel"
+    channel: str  # "trace/channel", or "remote/HOST/SESSION" for a remote view
     follow: bool = True
     name_filter: str = ""
     search: str = ""
     show_cpu: bool = True
     absolute_time: bool = False
+    remote: str = ""  # a remote view's live URL: net://RELAYD[:PORT]/host/HOSTNAME/SESSION
+
+
+# The form a remote view's URL must have (the live client checks it fully when it attaches).
+_REMOTE_RE = re.compile(r"^net://[^/\s]+/host/[^/\s]+/[^/\s]+$")
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ def _document(layout: Layout) -> dict[str, Any]:
     if layout.views:
         doc["view"] = [
             {
+                **({"remote": v.remote} if v.remote else {}),
                 "channel": v.channel,
                 "follow": v.follow,
                 "name_filter": v.name_filter,
@@ -309,14 +315,23 @@ def loads(text: str, source: str = "the layout") -> Layout:
     views: list[ViewLayout] = []
     for i, raw in enumerate(top.tables("view"), 1):
         vc = _Checker(raw, f"{source} view #{i}")
-        vc.known(["channel", "follow", "name_filter", "search", "show_cpu", "absolute_time"])
+        vc.known(
+            ["channel", "follow", "name_filter", "search", "show_cpu", "absolute_time", "remote"]
+        )
         chan = vc.string("channel", required=True)
-        if chan not in known_channels:
+        remote = vc.string("remote", default="")
+        if remote:
+            if not _REMOTE_RE.match(remote):
+                raise LayoutError(
+                    f"{vc.where}: remote {remote!r} is not net://RELAYD[:PORT]/host/HOST/SESSION."
+                )
+        elif chan not in known_channels:
             raise LayoutError(
                 f"{vc.where} shows channel {chan!r}, which the layout does not define."
             )
         views.append(
             ViewLayout(
+                remote=remote,
                 channel=chan,
                 follow=vc.boolean("follow", True),
                 name_filter=vc.string("name_filter", default=""),
