@@ -9,7 +9,9 @@ Escape cancels.  The details pane follows the cursor, so every field stays visib
 
 Keys: arrows/PgUp/PgDn/Home/End move, ``/`` filter (``NAMES`` globs, ``where PREDICATE``, or
 both: ``sched_* where pid == 42``; empty clears), ``s`` statistics, ``l``/``L`` next/previous
-loss, ``g`` jump to a time (seconds from the trace's start), ``q`` quits.
+loss, ``g`` jump to a time (seconds from the trace's start), ``q`` quits.  The overview strip
+(tracetui/widgets/overview.py): ``+``/``-`` zoom, ``<``/``>`` pan, ``[``/``]`` pick a bucket,
+Enter jumps the list to the picked bucket.
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ from tracetui.core.model.predicate import EventFilter, PredicateError
 from tracetui.core.trace.index import FilteredRows, Progress, Statistics, TraceIndex
 from tracetui.core.trace.lines import item_line
 from tracetui.core.trace.packets import Event, Loss
+from tracetui.widgets.overview import Overview
 
 __all__ = ["ExplorerApp", "ExplorerPane", "parse_filter"]
 
 _LOSS = Style(color="red", bold=True)
 _CURSOR = Style(reverse=True)
+_LOSSES = Binding.Group("loss", compact=True)
+_ZOOM = Binding.Group("zoom", compact=True)
+_PAN = Binding.Group("pan", compact=True)
+_PICK = Binding.Group("pick", compact=True)
 
 
 def parse_filter(text: str) -> EventFilter:
@@ -83,7 +90,7 @@ class EventList(ScrollView, can_focus=True):
         self.refresh_size()
 
     def refresh_size(self) -> None:
-        self.virtual_size = Size(self.size.width, max(1, self.rows.row_count))
+        self.virtual_size = Size(self.scrollable_content_region.width, max(1, self.rows.row_count))
         self.refresh()
 
     def set_rows(self, rows: TraceIndex | FilteredRows) -> None:
@@ -107,7 +114,7 @@ class EventList(ScrollView, can_focus=True):
     def go(self, row: int) -> None:
         n = self.rows.row_count
         self.cursor = max(0, min(row, n - 1)) if n else 0
-        h = max(1, self.size.height)
+        h = max(1, self.scrollable_content_region.height)
         if self.cursor < self.scroll_offset.y:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= self.scroll_offset.y + h:
@@ -119,14 +126,14 @@ class EventList(ScrollView, can_focus=True):
         self.go(self.cursor + d)
 
     def action_page(self, d: int) -> None:
-        self.go(self.cursor + d * max(1, self.size.height - 1))
+        self.go(self.cursor + d * max(1, self.scrollable_content_region.height - 1))
 
     def action_edge(self, end: int) -> None:
         self.go(self.rows.row_count - 1 if end else 0)
 
     def render_line(self, y: int) -> Strip:
         row = self.scroll_offset.y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width
         got = self.rows.rows(row, 1) if 0 <= row < self.rows.row_count else []
         if not got:
             return Strip.blank(width)
@@ -145,10 +152,17 @@ class ExplorerPane(Vertical):
 
     BINDINGS = [
         Binding("slash", "filter", "filter"),
-        Binding("s", "statistics", "statistics"),
-        Binding("l", "loss(0)", "next loss"),
-        Binding("L", "loss(1)", "prev loss"),
-        Binding("g", "goto", "go to time"),
+        Binding("s", "statistics", "stats"),
+        Binding("l", "loss(0)", "next", group=_LOSSES),
+        Binding("L", "loss(1)", "prev", group=_LOSSES),
+        Binding("g", "goto", "time"),
+        Binding("plus", "zoom(0.5)", "in", key_display="+", group=_ZOOM),
+        Binding("minus", "zoom(2)", "out", key_display="-", group=_ZOOM),
+        Binding("less_than_sign", "pan(-1)", "left", key_display="<", group=_PAN),
+        Binding("greater_than_sign", "pan(1)", "right", key_display=">", group=_PAN),
+        Binding("left_square_bracket", "pick(-1)", "prev", key_display="[", group=_PICK),
+        Binding("right_square_bracket", "pick(1)", "next", key_display="]", group=_PICK),
+        Binding("enter", "jump", "go"),
         Binding("escape", "cancel", "cancel", show=False),
     ]
 
@@ -161,6 +175,7 @@ class ExplorerPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self._status(), classes="explorer-status")
+        yield Overview(self.index, classes="explorer-overview")
         yield EventList(self.index, classes="explorer-list")
         yield Static("", classes="explorer-details")
         yield Input(placeholder="", classes="explorer-input")
@@ -192,7 +207,27 @@ class ExplorerPane(Vertical):
             details.update(f"{item.name}  ts {item.ts_ns} ns  {where}\n{fields or '(no fields)'}")
         else:
             details.update(f"LOST {item.lost} {item.unit}  ts {item.ts_ns} ns  {where}")
+        self.query_one(Overview).show_cursor(item.ts_ns)
         self.set_status()
+
+    # -- the overview strip -----------------------------------------------------------------------
+
+    def action_zoom(self, factor: float) -> None:
+        self.query_one(Overview).zoom_by(factor)
+
+    def action_pan(self, direction: int) -> None:
+        self.query_one(Overview).pan(direction)
+
+    def action_pick(self, d: int) -> None:
+        self.query_one(Overview).move_pick(d)
+
+    def action_jump(self) -> None:
+        """The list to the first row of the overview's picked bucket."""
+        at = self.query_one(Overview).picked_ns()
+        if at is None:
+            return
+        lst = self.query_one(EventList)
+        lst.go(lst.rows.row_at_time(at))
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -287,6 +322,7 @@ class ExplorerPane(Vertical):
 
     def _filtered(self, rows: FilteredRows) -> None:
         self.query_one(ProgressBar).display = False
+        self.query_one(Overview).recount()
         self.query_one(EventList).set_rows(rows)
         self.set_status()
 
@@ -306,6 +342,7 @@ class ExplorerPane(Vertical):
 
     def _show_statistics(self, st: Statistics) -> None:
         self.query_one(ProgressBar).display = False
+        self.query_one(Overview).recount()
         lines = [f"{st.events:,} events over {st.duration_s:.3f} s"]
         for title, table in (("name", st.by_name), ("cpu", st.by_cpu), ("channel", st.by_channel)):
             lines.append(f"per {title}:")
@@ -327,7 +364,7 @@ class ExplorerApp(App[None]):
 
     CSS = """
     .explorer-status { height: 1; background: $boost; }
-    .explorer-list { height: 1fr; }
+    .explorer-list { height: 1fr; overflow-x: hidden; }
     .explorer-details { height: auto; max-height: 12; border-top: solid $accent; }
     .explorer-progress { height: 1; }
     """
