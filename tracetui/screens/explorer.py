@@ -16,6 +16,7 @@ Enter jumps the list to the picked bucket.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.segment import Segment
@@ -25,6 +26,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.geometry import Size
+from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
@@ -36,7 +38,14 @@ from tracetui.core.trace.lines import item_line
 from tracetui.core.trace.packets import Event, Loss
 from tracetui.widgets.overview import Overview
 
-__all__ = ["ExplorerApp", "ExplorerPane", "parse_filter"]
+__all__ = [
+    "ExplorerApp",
+    "ExplorerPane",
+    "ExplorerScreen",
+    "OpenError",
+    "open_index",
+    "parse_filter",
+]
 
 _LOSS = Style(color="red", bold=True)
 _CURSOR = Style(reverse=True)
@@ -44,6 +53,30 @@ _LOSSES = Binding.Group("loss", compact=True)
 _ZOOM = Binding.Group("zoom", compact=True)
 _PAN = Binding.Group("pan", compact=True)
 _PICK = Binding.Group("pick", compact=True)
+
+
+class OpenError(Exception):
+    """A directory that cannot be explored; ``str()`` is one line naming it."""
+
+
+def open_index(path: str) -> TraceIndex:
+    """The packet index of trace directory PATH (``~`` expanded), or OpenError (one line)."""
+    import os
+    import struct
+
+    from tracetui.core.trace.traces import open_trace
+
+    full = os.path.expanduser(path)
+    if not os.path.exists(full):
+        raise OpenError(f"{path}: no such directory.")
+    if not os.path.isdir(full):
+        raise OpenError(f"{path} is not a directory (a trace is a directory holding 'metadata').")
+    try:
+        return TraceIndex(open_trace(full))
+    except (ValueError, OSError, KeyError, IndexError, struct.error) as e:
+        # TraceFormatError (a ValueError) says what the reader does not support in one sentence.
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OpenError(f"{path} is not a readable trace: {text}") from None
 
 
 def parse_filter(text: str) -> EventFilter:
@@ -166,12 +199,33 @@ class ExplorerPane(Vertical):
         Binding("escape", "cancel", "cancel", show=False),
     ]
 
-    def __init__(self, path: str, index: TraceIndex, **kw: Any) -> None:
+    DEFAULT_CSS = """
+    ExplorerPane .explorer-status { height: 1; background: $boost; }
+    ExplorerPane .explorer-list { height: 1fr; overflow-x: hidden; }
+    ExplorerPane .explorer-details {
+        height: auto; max-height: 12; border-top: solid $accent; padding: 0;
+    }
+    ExplorerPane .explorer-progress { height: 1; }
+    """
+
+    def __init__(
+        self,
+        path: str,
+        index: TraceIndex,
+        *,
+        position_ns: int | None = None,
+        filter_text: str = "",
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.path = path
         self.index = index
         self.filter_text = ""
         self._mode = ""
+        # Restored from a layout: the filter is applied, then the list goes to the time.
+        self._restore = (position_ns, filter_text)
+        if filter_text:
+            self.filter_text = filter_text
 
     def compose(self) -> ComposeResult:
         yield Static(self._status(), classes="explorer-status")
@@ -186,6 +240,25 @@ class ExplorerPane(Vertical):
         self.query_one(ProgressBar).display = False
         self.query_one(EventList).focus()
         self.query_one(EventList).post_cursor()
+        position_ns, text = self._restore
+        if text:
+            self.run_filter(parse_filter(text))  # checked by whoever restores it
+        else:
+            self._restore = (None, "")
+            if position_ns is not None:
+                self.go_to_position(position_ns)
+
+    @property
+    def position_ns(self) -> int:
+        """The list's current time, in ns from the trace's first packet (saved in layouts)."""
+        if not self.is_mounted or self._restore[0] is not None:
+            return self._restore[0] or 0  # not shown yet, or its filter still running
+        item = self.query_one(EventList).current()
+        return max(0, item.ts_ns - self.index.first_ns) if item is not None else 0
+
+    def go_to_position(self, position_ns: int) -> None:
+        lst = self.query_one(EventList)
+        lst.go(lst.rows.row_at_time(self.index.first_ns + position_ns))
 
     def _status(self, extra: str = "") -> str:
         rows = self.query_one(EventList).rows if self.is_mounted else self.index
@@ -325,6 +398,10 @@ class ExplorerPane(Vertical):
         self.query_one(Overview).recount()
         self.query_one(EventList).set_rows(rows)
         self.set_status()
+        position_ns, _ = self._restore
+        self._restore = (None, "")
+        if position_ns is not None:
+            self.go_to_position(position_ns)
 
     def action_statistics(self) -> None:
         self.run_statistics()
@@ -359,24 +436,85 @@ class ExplorerPane(Vertical):
         self.query_one(".explorer-details", Static).update("\n".join(lines))
 
 
+def tab_title(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+class ExplorerScreen(Screen[None]):
+    """Explorers in tabs: the whole of ``tracetui open``, and the console's (``o``) screen.
+
+    In the console it is installed once and pushed again whenever a trace is opened; ``q``
+    goes back to the console (the explorers stay open and are saved with layouts), ``w``
+    closes the active tab.
+    """
+
+    BINDINGS = [
+        Binding("q", "back", "quit"),
+        Binding("w", "close_tab", "close tab", show=False),
+    ]
+
+    def __init__(
+        self, traces: Sequence[tuple[str, TraceIndex]] = (), *, standalone: bool = True
+    ) -> None:
+        super().__init__()
+        self.standalone = standalone
+        self._next = 0
+        self._pending = [ExplorerPane(path, index) for path, index in traces]
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="explorer-tabs"):
+            for pane in self._pending:
+                yield TabPane(tab_title(pane.path), pane, id=self._tab_id())
+        self._pending = []
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if not self.standalone:
+            self.sub_title = "explorer (q: back to the console)"
+
+    def _tab_id(self) -> str:
+        self._next += 1
+        return f"trace{self._next - 1}"
+
+    @property
+    def panes(self) -> list[ExplorerPane]:
+        """The open explorers, in tab order (those not shown yet included)."""
+        return [*self.query(ExplorerPane), *self._pending] if self.is_mounted else self._pending
+
+    async def add_trace(
+        self, path: str, index: TraceIndex, *, position_ns: int | None = None, filter_text: str = ""
+    ) -> ExplorerPane:
+        """Open INDEX in a new tab (made active), at POSITION_NS with FILTER_TEXT applied."""
+        pane = ExplorerPane(path, index, position_ns=position_ns, filter_text=filter_text)
+        if not self.is_mounted:
+            self._pending.append(pane)
+            return pane
+        tab = TabPane(tab_title(path), pane, id=self._tab_id())
+        tabs = self.query_one("#explorer-tabs", TabbedContent)
+        await tabs.add_pane(tab)
+        tabs.active = tab.id or ""
+        return pane
+
+    def action_back(self) -> None:
+        if self.standalone:
+            self.app.exit()
+        else:
+            self.app.pop_screen()
+
+    async def action_close_tab(self) -> None:
+        tabs = self.query_one("#explorer-tabs", TabbedContent)
+        if tabs.active:
+            await tabs.remove_pane(tabs.active)
+        if not self.panes and not self.standalone:
+            self.app.pop_screen()
+
+
 class ExplorerApp(App[None]):
     """``tracetui open``: one tab per trace, no daemon needed."""
-
-    CSS = """
-    .explorer-status { height: 1; background: $boost; }
-    .explorer-list { height: 1fr; overflow-x: hidden; }
-    .explorer-details { height: auto; max-height: 12; border-top: solid $accent; }
-    .explorer-progress { height: 1; }
-    """
-    BINDINGS = [Binding("q", "quit", "quit")]
 
     def __init__(self, traces: list[tuple[str, TraceIndex]]) -> None:
         super().__init__()
         self.traces = traces
 
-    def compose(self) -> ComposeResult:
-        with TabbedContent():
-            for i, (path, index) in enumerate(self.traces):
-                with TabPane(path.rstrip("/").rsplit("/", 1)[-1] or path, id=f"trace{i}"):
-                    yield ExplorerPane(path, index)
-        yield Footer()
+    def get_default_screen(self) -> Screen[Any]:
+        return ExplorerScreen(self.traces)
