@@ -32,11 +32,13 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from tracetui.core.model.clock import time_of_day
 from tracetui.core.model.predicate import EventFilter, PredicateError
 from tracetui.core.trace.index import FilteredRows, Progress, Statistics, TraceIndex
-from tracetui.core.trace.lines import item_line
+from tracetui.core.trace.lines import item_line, loss_text
 from tracetui.core.trace.packets import Event, Loss
 from tracetui.widgets.overview import Overview
+from tracetui.widgets.wrap import lines_per_row, row_part
 
 __all__ = [
     "ExplorerApp",
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 _LOSS = Style(color="red", bold=True)
+NARROW = 100  # columns under which the list draws compact, wrapped rows
 _CURSOR = Style(reverse=True)
 _LOSSES = Binding.Group("loss", compact=True)
 _ZOOM = Binding.Group("zoom", compact=True)
@@ -109,6 +112,8 @@ class EventList(ScrollView, can_focus=True):
         # The cursor is anchored to (window, offset): row numbers move while window counts go
         # from estimates to exact, the item under the cursor must not.
         self._anchor = (0, 0)
+        self._longest = 0  # the widest row drawn so far
+        self._lpr = 1  # lines per row (widgets/wrap.py): 2 or 3 when rows are wider
 
     @property
     def cursor(self) -> int:
@@ -123,8 +128,25 @@ class EventList(ScrollView, can_focus=True):
         self.refresh_size()
 
     def refresh_size(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, max(1, self.rows.row_count))
+        width = self.scrollable_content_region.width
+        self._lpr = lines_per_row(self._longest, width, most=3) if width else 1
+        self.virtual_size = Size(width, max(1, self.rows.row_count) * self._lpr)
         self.refresh()
+
+    def on_resize(self) -> None:
+        self.refresh_size()
+        self._show_cursor()
+
+    def _line(self, item: Any, width: int) -> str:
+        """The row's text: item_line, or at under NARROW columns a compact line (no brackets,
+        no "cpu", no channel: the details pane names them) that wraps onto a second line."""
+        if width >= NARROW:
+            return item_line(item)
+        head = f"{time_of_day(item.wall_ns)} {item.cpu} "
+        if isinstance(item, Loss):
+            return head + loss_text(item.lost, item.unit)
+        fmt = item.cls.format
+        return head + (f"{item.name} {fmt.format_values(item.values)}" if fmt.fields else item.name)
 
     def set_rows(self, rows: TraceIndex | FilteredRows) -> None:
         self.rows = rows
@@ -147,37 +169,49 @@ class EventList(ScrollView, can_focus=True):
     def go(self, row: int) -> None:
         n = self.rows.row_count
         self.cursor = max(0, min(row, n - 1)) if n else 0
-        h = max(1, self.scrollable_content_region.height)
-        if self.cursor < self.scroll_offset.y:
-            self.scroll_to(y=self.cursor, animate=False)
-        elif self.cursor >= self.scroll_offset.y + h:
-            self.scroll_to(y=self.cursor - h + 1, animate=False)
+        self._show_cursor()
         self.refresh_size()
         self.post_cursor()
+
+    def _show_cursor(self) -> None:
+        """Scroll so that every line of the cursor's row shows."""
+        h = max(1, self.scrollable_content_region.height)
+        top, bottom = self.cursor * self._lpr, (self.cursor + 1) * self._lpr
+        if top < self.scroll_offset.y:
+            self.scroll_to(y=top, animate=False)
+        elif bottom > self.scroll_offset.y + h:
+            # Whole rows at the top: the first line shown is a row's first line.
+            self.scroll_to(y=-(-(bottom - h) // self._lpr) * self._lpr, animate=False)
 
     def action_move(self, d: int) -> None:
         self.go(self.cursor + d)
 
     def action_page(self, d: int) -> None:
-        self.go(self.cursor + d * max(1, self.scrollable_content_region.height - 1))
+        rows = self.scrollable_content_region.height // self._lpr
+        self.go(self.cursor + d * max(1, rows - 1))
 
     def action_edge(self, end: int) -> None:
         self.go(self.rows.row_count - 1 if end else 0)
 
     def render_line(self, y: int) -> Strip:
-        row = self.scroll_offset.y + y
+        row, part = divmod(self.scroll_offset.y + y, self._lpr)
         width = self.scrollable_content_region.width
         got = self.rows.rows(row, 1) if 0 <= row < self.rows.row_count else []
         if not got:
             return Strip.blank(width)
         item = got[0][1]
-        text = item_line(item)
+        text = self._line(item, width)
         style = _LOSS if isinstance(item, Loss) else Style()
         if row == self.cursor:
             style = style + _CURSOR
-        if self.rows.row_count != self.virtual_size.height:
+        if len(text) > self._longest:
+            # Wider rows than seen so far: maybe another line per row (widgets/wrap.py).
+            self._longest = len(text)
+            if lines_per_row(self._longest, width, most=3) != self._lpr:
+                self.call_later(self.on_resize)
+        if self.rows.row_count * self._lpr != self.virtual_size.height:
             self.call_later(self.refresh_size)  # estimates became exact
-        return Strip([Segment(text[:width].ljust(width), style)], width)
+        return row_part(Strip([Segment(text, style)]), width, part, style)
 
 
 class ExplorerPane(Vertical):
