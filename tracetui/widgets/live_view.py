@@ -68,6 +68,7 @@ DRAIN_INTERVAL_S = 0.05
 # Batches waiting for the next drain; more than this means the UI is not keeping up.
 MAX_PENDING_BATCHES = 512
 NAME_WIDTH = 22
+NARROW = 100  # under this width the name column is not padded (rows wrap anyway)
 
 # What the view stores per event: (raw tsc, kind index, decoded values). A kind is one event
 # class (marker x stream) or one stream's losses; names, CPU, format and clock live there once.
@@ -258,6 +259,7 @@ class LiveView(ScrollView, can_focus=True):
         self._cache: LRUCache[LineCacheKey, Strip] = LRUCache(2048)
         self._max_width = 0
         self._lpr = 1  # lines per row: more than 1 when the view is narrower than its rows
+        self._name_pad = NAME_WIDTH
         self._dirty = False
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=40)
         self._styles: _LineStyles | None = None
@@ -383,6 +385,10 @@ class LiveView(ScrollView, can_focus=True):
             self.virtual_size = size
 
     def on_resize(self) -> None:
+        pad = NAME_WIDTH if self.scrollable_content_region.width >= NARROW else 0
+        if pad != self._name_pad:
+            self._name_pad = pad
+            self._invalidate()
         self._update_size()
         if self.follow:
             self._to_end()
@@ -537,7 +543,7 @@ class LiveView(ScrollView, can_focus=True):
     def _plain(self, row: Row) -> str:
         kind = self._kinds[row[1]]
         cpu = f" {kind.cpu:>3}" if self.show_cpu else ""
-        name = f"{kind.name:<{NAME_WIDTH}}"
+        name = f"{kind.name:<{self._name_pad}}"
         return f"{self._time_text(row)}{cpu} {name} {self._fields_text(kind, row[2])}"
 
     def _fields_text(self, kind: Kind, values: tuple[Any, ...]) -> str:
@@ -588,7 +594,7 @@ class LiveView(ScrollView, can_focus=True):
         segs = [Segment(self._time_text(row), s_time)]
         if self.show_cpu:
             segs.append(Segment(f" {kind.cpu:>3}", s_cpu))
-        segs.append(Segment(f" {kind.name:<{NAME_WIDTH}} ", s_name))
+        segs.append(Segment(f" {kind.name:<{self._name_pad}} ", s_name))
         segs.append(Segment(self._fields_text(kind, row[2]), s_fields))
         strip = Strip(segs)
         if strip.cell_length > self._max_width:
