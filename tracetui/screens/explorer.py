@@ -9,7 +9,9 @@ Escape cancels.  The details pane follows the cursor, so every field stays visib
 
 Keys: arrows/PgUp/PgDn/Home/End move, ``/`` filter (``NAMES`` globs, ``where PREDICATE``, or
 both: ``sched_* where pid == 42``; empty clears), ``s`` statistics, ``l``/``L`` next/previous
-loss, ``g`` jump to a time (seconds from the trace's start), ``q`` quits.  The overview strip
+loss, ``g`` jump to a time (seconds from the trace's start), ``k`` the call tree of the
+function events of a ``tracetui run`` trace (calls and total time per call path and thread),
+``q`` quits.  The overview strip
 (tracetui/widgets/overview.py): ``+``/``-`` zoom, ``<``/``>`` pan, ``[``/``]`` pick a bucket,
 Enter jumps the list to the picked bucket.
 """
@@ -37,6 +39,7 @@ from tracetui.core.model.predicate import EventFilter, PredicateError
 from tracetui.core.trace.index import FilteredRows, Progress, Statistics, TraceIndex
 from tracetui.core.trace.lines import item_line, loss_text
 from tracetui.core.trace.packets import Event, Loss
+from tracetui.widgets.call_summary import CallNode, has_function_events, summarize, tree_lines
 from tracetui.widgets.overview import Overview
 from tracetui.widgets.wrap import lines_per_row, row_part
 
@@ -220,6 +223,7 @@ class ExplorerPane(Vertical):
     BINDINGS = [
         Binding("slash", "filter", "filter"),
         Binding("s", "statistics", "stats"),
+        Binding("k", "calls", "calls"),
         Binding("l", "loss(0)", "next", group=_LOSSES),
         Binding("L", "loss(1)", "prev", group=_LOSSES),
         Binding("g", "goto", "time"),
@@ -237,7 +241,7 @@ class ExplorerPane(Vertical):
     ExplorerPane .explorer-status { height: 1; background: $boost; }
     ExplorerPane .explorer-list { height: 1fr; overflow-x: hidden; }
     ExplorerPane .explorer-details {
-        height: auto; max-height: 12; border-top: solid $accent; padding: 0;
+        height: auto; max-height: 12; border-top: solid $accent; padding: 0; overflow-y: auto;
     }
     ExplorerPane .explorer-progress { height: 1; }
     """
@@ -256,6 +260,7 @@ class ExplorerPane(Vertical):
         self.index = index
         self.filter_text = ""
         self._mode = ""
+        self._has_calls = has_function_events(index)
         # Restored from a layout: the filter is applied, then the list goes to the time.
         self._restore = (position_ns, filter_text)
         if filter_text:
@@ -439,6 +444,30 @@ class ExplorerPane(Vertical):
 
     def action_statistics(self) -> None:
         self.run_statistics()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The call tree key takes footer room only for traces with function events.
+        if action == "calls":
+            return self._has_calls
+        return True
+
+    def action_calls(self) -> None:
+        self.run_calls()
+
+    @work(thread=True, exclusive=True, group="scan")
+    def run_calls(self) -> None:
+        worker = get_current_worker()
+        for step in summarize(self.index):
+            if worker.is_cancelled:
+                return
+            if isinstance(step, Progress):
+                self.app.call_from_thread(self._progress, step)
+            else:
+                self.app.call_from_thread(self._show_calls, step)
+
+    def _show_calls(self, roots: dict[int, CallNode]) -> None:
+        self.query_one(ProgressBar).display = False
+        self.query_one(".explorer-details", Static).update("\n".join(tree_lines(roots)))
 
     @work(thread=True, exclusive=True, group="scan")
     def run_statistics(self) -> None:
