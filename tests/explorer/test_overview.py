@@ -101,3 +101,12 @@ async def test_loss_marks_are_drawn(trace: Path) -> None:
             assert any(
                 seg.style and seg.style.color and seg.style.color.name == "red" for seg in cell
             )
+
+
+async def test_q_quits_the_standalone_explorer(trace: Path) -> None:
+    app = ExplorerApp([(str(trace), TraceIndex(open_trace(trace)))])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running

@@ -507,12 +507,13 @@ class ExplorerScreen(Screen[None]):
     """Explorers in tabs: the whole of ``tracetui open``, and the console's (``o``) screen.
 
     In the console it is installed once and pushed again whenever a trace is opened; ``q``
-    goes back to the console (the explorers stay open and are saved with layouts), ``w``
-    closes the active tab.
+    ("back" in the footer) goes back to the console (the explorers stay open and are saved
+    with layouts), ``w`` closes the active tab.
     """
 
     BINDINGS = [
         Binding("q", "back", "quit"),
+        Binding("q", "back_to_console", "back"),
         Binding("w", "close_tab", "close tab", show=False),
     ]
 
@@ -531,9 +532,11 @@ class ExplorerScreen(Screen[None]):
         self._pending = []
         yield Footer()
 
-    def on_mount(self) -> None:
-        if not self.standalone:
-            self.sub_title = "explorer (q: back to the console)"
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In the console q goes back to it (bound as "back"), standalone it quits.
+        if action in ("back", "back_to_console"):
+            return (action == "back") == self.standalone
+        return True
 
     def _tab_id(self) -> str:
         self._next += 1
@@ -559,10 +562,10 @@ class ExplorerScreen(Screen[None]):
         return pane
 
     def action_back(self) -> None:
-        if self.standalone:
-            self.app.exit()
-        else:
-            self.app.pop_screen()
+        self.app.exit()
+
+    def action_back_to_console(self) -> None:
+        self.app.pop_screen()
 
     async def action_close_tab(self) -> None:
         tabs = self.query_one("#explorer-tabs", TabbedContent)

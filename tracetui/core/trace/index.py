@@ -13,8 +13,9 @@ headers and contexts, never events) and builds, without decoding a single record
   worker drives; it yields progress) makes them all exact;
 - **losses**: per stream from the packet headers alone (``events_discarded`` rises and
   ``packet_seq_num`` gaps, the same rule as ``LossTracker``), for loss marks and ``l``/``L``;
-- **buckets**: items per time bucket per channel or CPU, spread from packets (exact per-packet
-  counts once known, estimates before).
+- **buckets**: items per time bucket per channel or CPU (``stream_buckets``: per stream, for the
+  overview strip, visiting only the packets of the range), spread from packets (exact
+  per-packet counts once known, estimates by the mean record size decoded so far before).
 
 An item's window is decided by one function (``_split``) both when counting and when showing, so
 counts and rows always agree.  Scans (statistics, filters, search) are generators yielding
