@@ -5,7 +5,9 @@
 Writes main-screen.svg (the demo trace selected), channel-pane.svg (demo/flight with statistics
 and its rate sparkline) and live-view.svg (a live view of demo/flight), and the explorer's
 (`tracetui open`) on a fixture trace at 80x24: explorer.svg (list and details),
-explorer-filter.svg (a field predicate applied), explorer-statistics.svg. Fixtures only: the
+explorer-filter.svg (a field predicate applied), explorer-statistics.svg, explorer-overview.svg
+(the overview strip zoomed x4 on a loss, a bucket picked), and live-view-80.svg (a live view at
+80x24, its rows wrapped). Fixtures only: the
 output is the same on every machine and at every run (timestamps in UTC).
 """
 
@@ -35,9 +37,11 @@ SCREENS: dict[str, Callable[[], TraceConsole]] = {
 }
 
 
-async def shoot(name: str, make: Callable[[], TraceConsole], out: Path) -> Path:
+async def shoot(
+    name: str, make: Callable[[], TraceConsole], out: Path, size: tuple[int, int] = SIZE
+) -> Path:
     app = make()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause()
         await pilot.pause(0.1)
         path = out / f"{name}.svg"
@@ -48,9 +52,21 @@ async def shoot(name: str, make: Callable[[], TraceConsole], out: Path) -> Path:
 # The explorer on a fixture trace: the keys pressed (and text typed into its input) per screen.
 EXPLORER: dict[str, list[str]] = {
     "explorer": ["down", "down", "down"],
-    "explorer-filter": ["slash", "=sched_switch where prev_pid < 110 and next_comm =~ \"^p\"",
-                        "enter", "down"],
+    "explorer-filter": [
+        "slash",
+        '=sched_switch where prev_pid < 110 and next_comm =~ "^p"',
+        "enter",
+        "down",
+    ],
     "explorer-statistics": ["s"],
+    "explorer-overview": ["g", "=0.0195", "enter", "plus", "plus", *["right_square_bracket"] * 6],
+}
+
+# 80x24: rows wider than the view wrap onto continuation lines (tracetui/widgets/wrap.py).
+NARROW: dict[str, Callable[[], TraceConsole]] = {
+    "live-view-80": lambda: TraceConsole(
+        state=demo_state(), select="demo/flight", live={"demo/flight": demo_events(3_000)}
+    ),
 }
 
 
@@ -88,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, make in SCREENS.items():
         print(asyncio.run(shoot(name, make, out)))
+    for name, make in NARROW.items():
+        print(asyncio.run(shoot(name, make, out, (80, 24))))
     import tempfile
 
     from tracetui.widgets.explorer_fixtures import write_demo_trace

@@ -71,3 +71,31 @@ def test_explorer_bad_filter_is_one_line(snap_compare) -> None:
 
 def test_explorer_statistics(snap_compare) -> None:
     assert snap_compare(explorer(), terminal_size=SIZE, run_before=pressing("s"))
+
+
+def test_explorer_overview_zoomed_and_picked(snap_compare) -> None:
+    # Zoomed x4 around the second third (the CPU 1 loss), a bucket picked, then jumped to.
+    keys = ("g", "=0.0195", "enter", "plus", "plus", *["right_square_bracket"] * 6)
+    assert snap_compare(explorer(), terminal_size=SIZE, run_before=pressing(*keys))
+
+
+def test_explorer_overview_jump(snap_compare) -> None:
+    keys = ("plus", *["right_square_bracket"] * 20, "enter")
+    assert snap_compare(explorer(), terminal_size=SIZE, run_before=pressing(*keys))
+
+
+def live_view_80():  # type: ignore[no-untyped-def]
+    from tracetui.app import TraceConsole
+    from tracetui.widgets.fixtures import demo_events, demo_state
+
+    return TraceConsole(
+        state=demo_state(), select="demo/flight", live={"demo/flight": demo_events(3_000)}
+    )
+
+
+def test_live_view_at_80_columns_wraps_fields(snap_compare) -> None:
+    async def settle(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+        await pilot.pause(0.2)
+
+    assert snap_compare(live_view_80(), terminal_size=SIZE, run_before=settle)

@@ -33,6 +33,7 @@ from tracetui.core.model.layout import (
     MIN_HISTORY,
     SCHEMA_VERSION,
     ChannelLayout,
+    ExplorerLayout,
     Layout,
     LayoutError,
     TraceLayout,
@@ -48,6 +49,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ChannelLayout",
     "Conflict",
+    "ExplorerLayout",
     "Layout",
     "LayoutError",
     "Plan",
@@ -219,10 +221,12 @@ async def capture(
     selected: str | None = None,
     focus: str | None = None,
     history: int = DEFAULT_HISTORY,
+    explorers: Sequence[ExplorerLayout] = (),
 ) -> Layout:
-    """Read every trace from the daemon and add the console's views, selection and focus."""
+    """Read every trace from the daemon and add the console's views, explorers, selection and
+    focus."""
     traces = [await capture_trace(client, name) for name in sorted(await _dirs(client, ""))]
-    return Layout(tuple(traces), tuple(views), selected, focus, history)
+    return Layout(tuple(traces), tuple(views), selected, focus, history, tuple(explorers))
 
 
 def _differences(want: TraceLayout, have: TraceLayout) -> str | None:

@@ -28,7 +28,7 @@ class Action:
 ACTIONS: tuple[Action, ...] = (
     Action("new_trace", "n", "New trace", "trace: New", "Create a trace (with a channel main)"),
     Action(
-        "new_channel", "c", "New channel", "channel: New", "Add a channel to the selected trace"
+        "new_channel", "c", "New chan", "channel: New", "Add a channel to the selected trace"
     ),
     Action("delete", "d", "Delete"),  # the live view's close, else the selection's delete
     Action("delete_selected", title="trace: Delete", help="Delete the selected trace or channel"),
@@ -69,6 +69,15 @@ ACTIONS: tuple[Action, ...] = (
     Action("toggle_cpu", title="live: Toggle CPU column", help="Show or hide the CPU column"),
     Action("toggle_calls", title="live: Toggle call tree", help="Function events as a call tree"),
     Action("close_live", title="live: Close", help="Close the live view"),
+    Action(
+        "open_trace", "o", "Open", "explorer: Open a trace", "Explore a recorded trace directory"
+    ),
+    Action(
+        "open_recording",
+        title="trace: Open last recording",
+        help="Explore the selected trace's output directory",
+    ),
+    Action("show_explorer", title="explorer: Show open traces", help="The traces opened with o"),
     Action(
         "save_layout",
         "ctrl+s",

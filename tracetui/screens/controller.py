@@ -218,6 +218,7 @@ class Controller:
         selected: str | None,
         focus: str,
         history: int,
+        explorers: Sequence[layouts.ExplorerLayout] = (),
     ) -> Path | None:
         client = self.connected()
         if client is None:
@@ -225,7 +226,7 @@ class Controller:
         try:
             path = layouts.resolve(name_or_path, self.layout_dir)
             layout = await layouts.capture(
-                client, views, selected=selected, focus=focus, history=history
+                client, views, selected=selected, focus=focus, history=history, explorers=explorers
             )
             layouts.save(layout, path)
         except (layouts.LayoutError, TraceError) as e:

@@ -11,7 +11,7 @@ tests and screenshots use that.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +34,7 @@ from tracetui.core.client.state import (
 from tracetui.core.errors import TraceError
 from tracetui.screens.actions import BINDINGS, PALETTE
 from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
+from tracetui.screens.explorer import ExplorerPane, ExplorerScreen, OpenError, open_index
 from tracetui.widgets.channel_pane import ChannelPane
 from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
 from tracetui.widgets.markers_pane import MarkersPane
@@ -43,6 +44,7 @@ from tracetui.widgets.trace_tree import MARKERS, TraceTree
 
 if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
+    from tracetui.core.trace.index import TraceIndex
 
 DETAILS = "details"
 
@@ -76,6 +78,7 @@ class MainScreen(Screen[None]):
         self.markers_pane = MarkersPane(id="markers-pane")
         for pane in (self.trace_pane, self.channel_pane, self.markers_pane):
             pane.display = False  # the switcher shows one; it hid only those there at its mount
+        self._explorer: ExplorerScreen | None = None  # traces opened with o
 
     # ------------------------------------------------------------------ layout
 
@@ -565,6 +568,73 @@ class MainScreen(Screen[None]):
     async def _feed(self, path: str, view: LiveView) -> None:
         await self.controller.feed(path, view)
 
+    # ------------------------------------------------------------------ explorers
+
+    @property
+    def explorer(self) -> ExplorerScreen | None:
+        """The screen of the traces opened with ``o`` (None before the first)."""
+        return self._explorer
+
+    def _explorer_screen(self) -> ExplorerScreen:
+        if self._explorer is None:
+            self._explorer = ExplorerScreen(standalone=False)
+            self.app.install_screen(self._explorer, name="explorer")
+        return self._explorer
+
+    def action_open_trace(self) -> None:
+        from tracetui.screens.open_dialog import OpenTraceDialog
+
+        async def done(result: tuple[str, TraceIndex] | None) -> None:
+            if result is not None:
+                await self.open_explorer(*result)
+
+        self.app.push_screen(OpenTraceDialog(), done)
+
+    async def action_open_recording(self) -> None:
+        trace = self._selected_trace()
+        t = self.state.trace(trace) if trace else None
+        if t is None:
+            return
+        if not t.output:
+            self.notify(f"Trace {t.name} has no output directory.", severity="warning")
+            return
+        try:
+            index = open_index(t.output)
+        except OpenError as e:
+            self.notify(f"{t.name}: {e}", title="Not opened", severity="error", timeout=8)
+            return
+        await self.open_explorer(t.output, index)
+
+    def action_show_explorer(self) -> None:
+        if self._explorer is None or not self._explorer.panes:
+            self.notify("No trace is open: o opens one.", severity="warning")
+            return
+        self.app.push_screen(self._explorer)
+
+    async def open_explorer(
+        self,
+        path: str,
+        index: TraceIndex,
+        *,
+        position_ns: int | None = None,
+        filter_text: str = "",
+        show: bool = True,
+    ) -> ExplorerPane:
+        """Open INDEX in a tab of the explorer screen (shown unless SHOW is false)."""
+        screen = self._explorer_screen()
+        pane = await screen.add_trace(path, index, position_ns=position_ns, filter_text=filter_text)
+        if show and self.app.screen is not screen:
+            self.app.push_screen(screen)
+        return pane
+
+    def _explorers(self) -> list[layouts.ExplorerLayout]:
+        if self._explorer is None:
+            return []
+        return [
+            layouts.ExplorerLayout(p.path, p.position_ns, p.filter_text)
+            for p in self._explorer.panes
+        ]
+
     # ------------------------------------------------------------------ layouts
 
     def _views(self) -> list[layouts.ViewLayout]:
@@ -630,6 +700,7 @@ class MainScreen(Screen[None]):
             selected=self.trace_tree.selected_path,
             focus=self._focus_name(),
             history=self.history,
+            explorers=self._explorers(),
         )
 
     def action_load_layout(self) -> None:
@@ -657,6 +728,9 @@ class MainScreen(Screen[None]):
         if planned is None:
             return False
         path, plan = planned
+        explorers = self._open_layout_explorers(plan.layout, path)
+        if explorers is None:
+            return False
         if plan.conflicts:
 
             async def resolved(choice: str | None) -> None:
@@ -666,18 +740,50 @@ class MainScreen(Screen[None]):
                 res: dict[str, layouts.Resolution] = {
                     c.trace: "replace" if choice == "replace" else "keep" for c in plan.conflicts
                 }
-                await self._apply_layout(plan, res, path)
+                await self._apply_layout(plan, res, path, explorers)
 
             self.app.push_screen(ConflictDialog(path.stem, plan.conflicts), resolved)
             return True
-        return await self._apply_layout(plan, {}, path)
+        return await self._apply_layout(plan, {}, path, explorers)
+
+    def _open_layout_explorers(
+        self, layout: layouts.Layout, path: Path
+    ) -> list[tuple[layouts.ExplorerLayout, TraceIndex]] | None:
+        """Every explorer of LAYOUT opened (its trace read, its filter parsed) before anything
+        is applied; None after one line naming the first that cannot be."""
+        from tracetui.core.model.predicate import PredicateError
+        from tracetui.screens.explorer import parse_filter
+
+        opened = []
+        for i, e in enumerate(layout.explorers, 1):
+            try:
+                index = open_index(e.path)
+                parse_filter(e.filter)
+            except (OpenError, PredicateError) as err:
+                self.notify(
+                    f"{path} explorer #{i}: {err}; nothing was changed.",
+                    title="Layout not loaded",
+                    severity="error",
+                    timeout=8,
+                )
+                return None
+            opened.append((e, index))
+        return opened
 
     async def _apply_layout(
-        self, plan: layouts.Plan, resolutions: dict[str, layouts.Resolution], path: Path
+        self,
+        plan: layouts.Plan,
+        resolutions: dict[str, layouts.Resolution],
+        path: Path,
+        explorers: Sequence[tuple[layouts.ExplorerLayout, TraceIndex]] = (),
     ) -> bool:
         done = await self.controller.apply_layout(plan, resolutions)
         if done is None:
             return False
+        for e, index in explorers:
+            await self.open_explorer(
+                e.path, index, position_ns=e.position_ns, filter_text=e.filter, show=False
+            )
         layout = plan.layout
         self.history = layout.history
         for v in layout.views:
@@ -718,6 +824,8 @@ class MainScreen(Screen[None]):
             summary += f": created {', '.join(done)}"
         if kept:
             summary += f"; kept existing {', '.join(kept)}"
+        if explorers:
+            summary += f"; {len(explorers)} trace(s) reopened in the explorer (palette: explorer)"
         self.notify(summary + ".")
         return True
 

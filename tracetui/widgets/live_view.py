@@ -61,12 +61,14 @@ from tracetui.core.model.clock import TraceClock, relative, time_of_day
 from tracetui.core.model.formats import MarkerFormat
 from tracetui.core.trace.packets import Item, Loss
 from tracetui.widgets.call_tree import LOG_EVENT, TREE_EVENTS, CallTreeState, log_text, tree_text
+from tracetui.widgets.wrap import lines_per_row, row_part
 
 DEFAULT_HISTORY = 100_000
 DRAIN_INTERVAL_S = 0.05
 # Batches waiting for the next drain; more than this means the UI is not keeping up.
 MAX_PENDING_BATCHES = 512
 NAME_WIDTH = 22
+NARROW = 100  # under this width the name column is not padded (rows wrap anyway)
 
 # What the view stores per event: (raw tsc, kind index, decoded values). A kind is one event
 # class (marker x stream) or one stream's losses; names, CPU, format and clock live there once.
@@ -256,6 +258,8 @@ class LiveView(ScrollView, can_focus=True):
         self._generation = 0
         self._cache: LRUCache[LineCacheKey, Strip] = LRUCache(2048)
         self._max_width = 0
+        self._lpr = 1  # lines per row: more than 1 when the view is narrower than its rows
+        self._name_pad = NAME_WIDTH
         self._dirty = False
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=40)
         self._styles: _LineStyles | None = None
@@ -355,7 +359,8 @@ class LiveView(ScrollView, can_focus=True):
         if self.follow:
             self._to_end()
         elif evicted:
-            self.scroll_to(y=max(0, self.scroll_y - evicted), animate=False, immediate=True)
+            y = max(0, self.scroll_y - evicted * self._lpr)
+            self.scroll_to(y=y, animate=False, immediate=True)
         self.refresh()
         self._dirty = False
         self.post_message(self.Drained(self))
@@ -370,9 +375,23 @@ class LiveView(ScrollView, can_focus=True):
         # The width only grows (a changing virtual size costs a layout pass).
         if self._view:
             self._max_width = max(self._max_width, len(self._plain(self._view[-1])))
-        size = Size(self._max_width, len(self._view))
+        # Narrower than the widest row: every row wraps onto the same number of lines
+        # (tracetui/widgets/wrap.py), so fields stay visible on an 80-column terminal.
+        width = self.scrollable_content_region.width
+        self._lpr = lines_per_row(self._max_width, width) if width else 1
+        wide = self._max_width if self._lpr == 1 else width
+        size = Size(wide, len(self._view) * self._lpr)
         if size != self.virtual_size:
             self.virtual_size = size
+
+    def on_resize(self) -> None:
+        pad = NAME_WIDTH if self.scrollable_content_region.width >= NARROW else 0
+        if pad != self._name_pad:
+            self._name_pad = pad
+            self._invalidate()
+        self._update_size()
+        if self.follow:
+            self._to_end()
 
     # ------------------------------------------------------------------ status
 
@@ -454,7 +473,7 @@ class LiveView(ScrollView, can_focus=True):
         if self._match_abs is not None and 0 <= self._match_abs - view.base < n:
             start = self._match_abs - view.base + (-1 if backwards else 1)
         else:
-            start = int(self.scroll_y) + (-1 if backwards else 0)
+            start = int(self.scroll_y) // self._lpr + (-1 if backwards else 0)
             if self.follow:
                 start = n - 1 if backwards else 0
         step = -1 if backwards else 1
@@ -465,7 +484,8 @@ class LiveView(ScrollView, can_focus=True):
                 self.follow = False
                 self._invalidate()
                 height = self.scrollable_content_region.height or 1
-                self.scroll_to(y=max(0, i - height // 2), animate=False, immediate=True)
+                y = max(0, i * self._lpr - height // 2)
+                self.scroll_to(y=y, animate=False, immediate=True)
                 return True
         self._invalidate()
         return False
@@ -523,7 +543,7 @@ class LiveView(ScrollView, can_focus=True):
     def _plain(self, row: Row) -> str:
         kind = self._kinds[row[1]]
         cpu = f" {kind.cpu:>3}" if self.show_cpu else ""
-        name = f"{kind.name:<{NAME_WIDTH}}"
+        name = f"{kind.name:<{self._name_pad}}"
         return f"{self._time_text(row)}{cpu} {name} {self._fields_text(kind, row[2])}"
 
     def _fields_text(self, kind: Kind, values: tuple[Any, ...]) -> str:
@@ -574,23 +594,26 @@ class LiveView(ScrollView, can_focus=True):
         segs = [Segment(self._time_text(row), s_time)]
         if self.show_cpu:
             segs.append(Segment(f" {kind.cpu:>3}", s_cpu))
-        segs.append(Segment(f" {kind.name:<{NAME_WIDTH}} ", s_name))
+        segs.append(Segment(f" {kind.name:<{self._name_pad}} ", s_name))
         segs.append(Segment(self._fields_text(kind, row[2]), s_fields))
         strip = Strip(segs)
         if strip.cell_length > self._max_width:
             self._max_width = strip.cell_length
+            self.call_later(self._update_size)  # it may need another line per row
         self._cache[key] = strip
         return strip
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
+        index, part = divmod(scroll_y + y, self._lpr)
         width = self.scrollable_content_region.width
         st = self._line_styles()
         if index >= len(self._view):
             return Strip.blank(width, st.base)
         strip = self._strip(index)
         fill = st.base + st.match if self._match_abs == self._view.base + index else st.base
+        if self._lpr > 1:
+            return row_part(strip, width, part, fill)
         return strip.crop_extend(scroll_x, scroll_x + width, fill)
 
 

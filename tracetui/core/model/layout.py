@@ -1,7 +1,8 @@
 """The session layout schema: what a layout file holds, validated whole, as TOML text.
 
 A layout (schema version :data:`SCHEMA_VERSION`) is the traces of a session (settings,
-filters, channels), the console's open live views, its selection, focus and history.
+filters, channels), the console's open live views and explorers (``[[explorer]]``: a recorded
+trace's path, the list's time and filter), its selection, focus and history.
 :func:`loads` validates a whole file (``tomllib``) before anything uses it, raising
 :class:`LayoutError` with one sentence naming the place; :func:`dumps` writes the same schema
 (``tomli-w``).  Reading and writing files, and applying a layout to a daemon, are
@@ -26,6 +27,7 @@ __all__ = [
     "MIN_HISTORY",
     "SCHEMA_VERSION",
     "ChannelLayout",
+    "ExplorerLayout",
     "Layout",
     "LayoutError",
     "TraceLayout",
@@ -87,6 +89,15 @@ _REMOTE_RE = re.compile(r"^net://[^/\s]+/host/[^/\s]+/[^/\s]+$")
 
 
 @dataclass(frozen=True)
+class ExplorerLayout:
+    """One open explorer (``o``): a recorded trace, the list's time and its filter."""
+
+    path: str  # the trace directory
+    position_ns: int = 0  # the list's time, ns from the trace's first packet
+    filter: str = ""  # the explorer's filter: NAMES, where PREDICATE, or both
+
+
+@dataclass(frozen=True)
 class Layout:
     """A whole session: traces, live views, focus, console settings."""
 
@@ -95,6 +106,7 @@ class Layout:
     selected: str | None = None  # tree node path: "", "markers", "t", "t/c"
     focus: str | None = None  # "tree", or "view:t/c"
     history: int = DEFAULT_HISTORY
+    explorers: tuple[ExplorerLayout, ...] = ()
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -142,6 +154,11 @@ def _document(layout: Layout) -> dict[str, Any]:
                 "absolute_time": v.absolute_time,
             }
             for v in layout.views
+        ]
+    if layout.explorers:
+        doc["explorer"] = [
+            {"path": e.path, "position_ns": e.position_ns, "filter": e.filter}
+            for e in layout.explorers
         ]
     return doc
 
@@ -255,7 +272,7 @@ def loads(text: str, source: str = "the layout") -> Layout:
         )
     if version < 1:
         raise LayoutError(f"{source} has an invalid schema version {version}.")
-    top.known(["version", "console", "trace", "view"])
+    top.known(["version", "console", "trace", "view", "explorer"])
 
     console = _Checker(doc.get("console", {}), f"{source} [console]")
     console.known(["history", "selected", "focus"])
@@ -341,8 +358,23 @@ def loads(text: str, source: str = "the layout") -> Layout:
             )
         )
 
+    explorers: list[ExplorerLayout] = []
+    for i, raw in enumerate(top.tables("explorer"), 1):
+        ec = _Checker(raw, f"{source} explorer #{i}")
+        ec.known(["path", "position_ns", "filter"])
+        path = ec.string("path", required=True)
+        if not path.strip() or "\n" in path:
+            raise LayoutError(f"{ec.where}: 'path' must name a trace directory.")
+        position = ec.integer("position_ns", default=0)
+        if position < 0:
+            raise LayoutError(f"{ec.where}: 'position_ns' must be 0 or more.")
+        text = ec.string("filter", default="")
+        if "\n" in text:
+            raise LayoutError(f"{ec.where}: 'filter' must be one line.")
+        explorers.append(ExplorerLayout(path, position, text))
+
     selected = console.string("selected")
     focus = console.string("focus")
     if focus is not None and focus != "tree" and not focus.startswith("view:"):
         raise LayoutError(f'{source} [console]: focus must be "tree" or "view:TRACE/CHANNEL".')
-    return Layout(tuple(traces), tuple(views), selected, focus, history)
+    return Layout(tuple(traces), tuple(views), selected, focus, history, tuple(explorers))

@@ -13,8 +13,9 @@ headers and contexts, never events) and builds, without decoding a single record
   worker drives; it yields progress) makes them all exact;
 - **losses**: per stream from the packet headers alone (``events_discarded`` rises and
   ``packet_seq_num`` gaps, the same rule as ``LossTracker``), for loss marks and ``l``/``L``;
-- **buckets**: items per time bucket per channel or CPU, spread from packets (exact per-packet
-  counts once known, estimates before).
+- **buckets**: items per time bucket per channel or CPU (``stream_buckets``: per stream, for the
+  overview strip, visiting only the packets of the range), spread from packets (exact
+  per-packet counts once known, estimates by the mean record size decoded so far before).
 
 An item's window is decided by one function (``_split``) both when counting and when showing, so
 counts and rows always agree.  Scans (statistics, filters, search) are generators yielding
@@ -244,6 +245,10 @@ class TraceIndex(WindowedRows):
         self._cache: OrderedDict[int, list[Item]] = OrderedDict()
         self._cached_items = 0
         self._windows: OrderedDict[int, list[Item]] = OrderedDict()
+        self._seen_bytes = self._seen_items = 0
+        self._begins = [p.begin_ns for p in self.packets]
+        self._max_span = max((max(0, p.end_ns - p.begin_ns) for p in self.packets), default=0)
+        self._loss_times = [m.ts_ns for m in self.losses]
         self.first_ns = infos[0][0] if infos else 0
         self.last_ns = max((i.end_ns for _, _, i in infos), default=0)
 
@@ -300,8 +305,22 @@ class TraceIndex(WindowedRows):
             _, old = self._cache.popitem(last=False)
             self._cached_items -= len(old)
         if self.packet_count[pi] is None:
-            self.packet_count[pi] = len(items)
+            self._learn(pi, len(items))
         return items
+
+    def _learn(self, pi: int, n: int) -> None:
+        """Packet PI holds N items: keep it, and the mean record size it shows."""
+        self.packet_count[pi] = n
+        p = self.packets[pi]
+        self._seen_bytes += max(0, p.info.content_size - (64 if p.info.content_size > 64 else 0))
+        self._seen_items += n
+
+    def _overview_estimate(self, p: PacketRef) -> float:
+        """A packet's items from its size by the mean record size of the packets decoded so far."""
+        if self._seen_items and self._seen_bytes:
+            header = 64 if p.info.content_size > 64 else 0
+            return max(0.0, (p.info.content_size - header) * self._seen_items / self._seen_bytes)
+        return self._packet_estimate(p)
 
     def _split(self, pi: int, k: int) -> Sequence[Item]:
         """The items of packet PI that belong to window K (the one assignment rule)."""
@@ -416,6 +435,48 @@ class TraceIndex(WindowedRows):
                 lost[min(n - 1, int((m.ts_ns - t0) / width))] += m.lost
         return out, lost
 
+    def stream_buckets(self, t0: int, t1: int, n: int) -> tuple[list[list[float]], list[list[int]]]:
+        """Items per bucket of ``[t0, t1)`` per stream, and lost items per bucket per stream.
+
+        From packet headers only (exact counts for packets already decoded), as ``buckets``;
+        only the packets overlapping the range are visited (bisected on begin time), so a
+        zoomed-in strip costs its packets, not the trace's.
+        """
+        counts = [[0.0] * max(0, n) for _ in self.streams]
+        lost = [[0] * max(0, n) for _ in self.streams]
+        if n <= 0 or t1 <= t0 or not self.packets:
+            return counts, lost
+        width = (t1 - t0) / n
+        lo = bisect.bisect_left(self._begins, t0 - self._max_span)
+        hi = bisect.bisect_left(self._begins, t1)
+        pcount = self.packet_count
+        for pi in range(lo, hi):
+            p = self.packets[pi]
+            b, e = p.begin_ns, max(p.end_ns, p.begin_ns)
+            if e < t0:
+                continue
+            row = counts[p.stream]
+            c = pcount[pi]
+            count = float(c) if c is not None else self._overview_estimate(p)
+            if e == b or e - b < width:
+                i = int(((b + e) / 2 - t0) / width)
+                if 0 <= i < n:
+                    row[i] += count
+                continue
+            i0 = max(0, int((b - t0) / width))
+            i1 = min(n - 1, int((e - t0) / width))
+            dens = count / (e - b)
+            for i in range(i0, i1 + 1):
+                a = max(b, t0 + i * width)
+                z = min(e, t0 + (i + 1) * width)
+                if z > a:
+                    row[i] += dens * (z - a)
+        times = self._loss_times
+        for j in range(bisect.bisect_left(times, t0), bisect.bisect_left(times, t1)):
+            m = self.losses[j]
+            lost[m.stream][min(n - 1, int((m.ts_ns - t0) / width))] += m.lost
+        return counts, lost
+
     # -- scans ----------------------------------------------------------------------
 
     def count_pass(self) -> Iterator[Progress]:
@@ -437,7 +498,7 @@ class TraceIndex(WindowedRows):
             p = self.packets[pi]
             items = self.source.packet_items(self.streams[p.stream], p.info)
             if self.packet_count[pi] is None:
-                self.packet_count[pi] = len(items)
+                self._learn(pi, len(items))
             by_cls = Counter(getattr(it, "cls", None) for it in items)
             s = self.streams[p.stream]
             n = 0
