@@ -24,6 +24,7 @@ import json
 import queue
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tracetui.cli.render import event_json, item_line
@@ -58,18 +59,14 @@ def format_batch(batch: LiveBatch, as_json: bool) -> list[str]:
     return [item_line(e) for e in batch.items]
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.path.startswith(REMOTE_SCHEMES) or "://" in args.path:
-        return _run_remote(args)
-    q: queue.Queue[LiveBatch] = queue.Queue()
-    try:
-        lw = LiveWatch(args.path, q.put, getattr(args, "runtime_dir", None)).start()
-    except DaemonNotRunning as e:
-        print(f"tracetui watch: {e}", file=sys.stderr)
-        return 3
-    except TraceError as e:
-        print(f"tracetui watch: {e}", file=sys.stderr)
-        return 1
+def print_batches(
+    args: argparse.Namespace,
+    q: queue.Queue[Any],
+    fmt: Callable[[LiveBatch, bool], list[str]],
+    ended: Callable[[], int],
+) -> int:
+    """Print batches from Q (local or remote) until --count, --duration, Ctrl-C or None (the
+    source ended: ENDED gives the status); losses of batches are said, never skipped."""
     shown = 0
     reported_lost = 0
     end = time.monotonic() + args.duration if args.duration > 0 else None
@@ -80,16 +77,18 @@ def run(args: argparse.Namespace) -> int:
                 batch = q.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if batch is None:
+                return ended()
             if batch.dropped_batches > reported_lost:
                 lost = batch.dropped_batches - reported_lost
                 reported_lost = batch.dropped_batches
                 if args.json:
-                    out.write(json.dumps({"lost_batches": lost, "channel": args.path}) + "\n")
+                    out.write(json.dumps({"lost_batches": lost, "channel": batch.path}) + "\n")
                 else:
-                    out.write(f"LOST {lost} batches of {args.path}\n")
+                    out.write(f"LOST {lost} batches of {batch.path}\n")
             for msg in batch.errors:
                 print(f"tracetui watch: {msg}", file=sys.stderr)
-            lines = format_batch(batch, args.json)
+            lines = fmt(batch, args.json)
             if args.count:
                 lines = lines[: args.count - shown]
             if lines:
@@ -102,9 +101,25 @@ def run(args: argparse.Namespace) -> int:
         return 0  # Ctrl-C is how a watch normally ends
     except BrokenPipeError:
         return 0
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.path.startswith(REMOTE_SCHEMES) or "://" in args.path:
+        return _run_remote(args)
+    q: queue.Queue[LiveBatch] = queue.Queue()
+    try:
+        lw = LiveWatch(args.path, q.put, getattr(args, "runtime_dir", None)).start()
+    except DaemonNotRunning as e:
+        print(f"tracetui watch: {e}", file=sys.stderr)
+        return 3
+    except TraceError as e:
+        print(f"tracetui watch: {e}", file=sys.stderr)
+        return 1
+    try:
+        return print_batches(args, q, format_batch, lambda: 0)
     finally:
         lw.close()
-    return 0
 
 
 # -- remote sessions (an lttng-relayd's live port) -------------------------------------------
@@ -185,42 +200,11 @@ def _run_remote(args: argparse.Namespace) -> int:
         rw = RemoteWatch(url, q.put, on_end=lambda _w: q.put(None)).start()
     except LiveError as e:
         return fail(e)
-    shown = 0
-    reported_lost = 0
-    end = time.monotonic() + args.duration if args.duration > 0 else None
-    out = sys.stdout
+
+    def ended() -> int:
+        return 0 if rw.failure is None else fail(rw.failure)  # the session ended
+
     try:
-        while end is None or time.monotonic() < end:
-            try:
-                batch = q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if batch is None:
-                if rw.failure is not None:
-                    return fail(rw.failure)
-                return 0  # the session ended
-            if batch.dropped_batches > reported_lost:
-                lost = batch.dropped_batches - reported_lost
-                reported_lost = batch.dropped_batches
-                if args.json:
-                    out.write(json.dumps({"lost_batches": lost, "channel": batch.path}) + "\n")
-                else:
-                    out.write(f"LOST {lost} batches of {batch.path}\n")
-            for msg in batch.errors:
-                print(f"tracetui watch: {msg}", file=sys.stderr)
-            lines = format_remote_batch(batch, args.json)
-            if args.count:
-                lines = lines[: args.count - shown]
-            if lines:
-                out.write("\n".join(lines) + "\n")
-                out.flush()
-            shown += len(lines)
-            if args.count and shown >= args.count:
-                break
-    except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
-        return 0
+        return print_batches(args, q, format_remote_batch, ended)
     finally:
         rw.close()
-    return 0

@@ -31,7 +31,6 @@ import collections
 import contextlib
 import errno
 import re
-import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -52,7 +51,7 @@ from tracetui.core.trace.packets import (
     PacketReader,
     Stream,
 )
-from tracetui.core.trace.tsdl import MAGIC, _depacketize, parse_tsdl
+from tracetui.core.trace.tsdl import metadata_text, parse_tsdl
 from tracetui.core.wire import lttng_live as L
 from tracetui.core.wire.lttng_live import LiveError, LiveUrl, SessionInfo, StreamInfo
 
@@ -80,17 +79,6 @@ def list_sessions(url: str | LiveUrl, timeout: float = 5.0) -> list[SessionInfo]
     with L.LiveClient(_url(url), timeout) as c:
         c.connect()
         return c.list_sessions()
-
-
-def _metadata_text(data: bytes) -> str:
-    if len(data) >= 4:
-        for order in ("<", ">"):
-            if struct.unpack_from(order + "I", data)[0] == MAGIC:
-                return _depacketize(data, order)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TraceFormatError("the metadata is neither packetized nor UTF-8 TSDL") from None
 
 
 class _CTFPackets(CTFTrace):
@@ -273,7 +261,7 @@ class RemoteWatch:
             t.tracetui = _TRACETUI.search(bytes(t.raw[: 1 << 16])) is not None
         where = f"the metadata of {t.session.hostname}/{t.session.name}"
         try:
-            text = _metadata_text(bytes(t.raw))
+            text = metadata_text(bytes(t.raw), "the live metadata")
             if t.tracetui:
                 md = parse_metadata(text, where)
                 t.markers, t.clock = md.markers, md.clock

@@ -417,19 +417,7 @@ class TraceIndex(WindowedRows):
                 row = out[key] = [0.0] * n
             c = self.packet_count[pi]
             count = float(c) if c is not None else self._packet_estimate(p)
-            if e == b:
-                i = int((b - t0) / width)
-                if 0 <= i < n:
-                    row[i] += count
-                continue
-            i0 = max(0, int((b - t0) / width))
-            i1 = min(n - 1, int((e - t0) / width))
-            dens = count / (e - b)
-            for i in range(i0, i1 + 1):
-                lo = max(b, t0 + i * width)
-                hi = min(e, t0 + (i + 1) * width)
-                if hi > lo:
-                    row[i] += dens * (hi - lo)
+            _spread(row, b, e, count, t0, width, b if e == b else None)
         for m in self.losses:
             if t0 <= m.ts_ns < t1:
                 lost[min(n - 1, int((m.ts_ns - t0) / width))] += m.lost
@@ -458,19 +446,8 @@ class TraceIndex(WindowedRows):
             row = counts[p.stream]
             c = pcount[pi]
             count = float(c) if c is not None else self._overview_estimate(p)
-            if e == b or e - b < width:
-                i = int(((b + e) / 2 - t0) / width)
-                if 0 <= i < n:
-                    row[i] += count
-                continue
-            i0 = max(0, int((b - t0) / width))
-            i1 = min(n - 1, int((e - t0) / width))
-            dens = count / (e - b)
-            for i in range(i0, i1 + 1):
-                a = max(b, t0 + i * width)
-                z = min(e, t0 + (i + 1) * width)
-                if z > a:
-                    row[i] += dens * (z - a)
+            # A packet shorter than a bucket counts where its middle falls.
+            _spread(row, b, e, count, t0, width, (b + e) / 2 if e - b < width else None)
         times = self._loss_times
         for j in range(bisect.bisect_left(times, t0), bisect.bisect_left(times, t1)):
             m = self.losses[j]
@@ -619,6 +596,25 @@ def filter_items(items: Sequence[Item], flt: EventFilter, tests: dict[object, An
             out.append(it)
     return out
 
+
+
+def _spread(
+    row: list[float], b: int, e: int, count: float, t0: int, width: float, at: float | None
+) -> None:
+    """Add a packet's COUNT items, over ``[b, e]``, to the buckets of ROW it overlaps in
+    proportion (or all of them to the bucket of time AT)."""
+    n = len(row)
+    if at is not None or e == b:
+        i = int(((b if at is None else at) - t0) / width)
+        if 0 <= i < n:
+            row[i] += count
+        return
+    dens = count / (e - b)
+    for i in range(max(0, int((b - t0) / width)), min(n - 1, int((e - t0) / width)) + 1):
+        lo = max(b, t0 + i * width)
+        hi = min(e, t0 + (i + 1) * width)
+        if hi > lo:
+            row[i] += dens * (hi - lo)
 
 class FilteredRows(WindowedRows):
     """A filtered view of a TraceIndex: rows are the matching items, counted per window."""

@@ -43,7 +43,11 @@ _PKT_HEADER = (
 def read_metadata_file(path: str) -> str:
     """The TSDL text of a metadata file, packetized or plain."""
     with open(path, "rb") as f:
-        data = f.read()
+        return metadata_text(f.read(), path)
+
+
+def metadata_text(data: bytes, what: str = "the metadata") -> str:
+    """The TSDL text of metadata bytes (a file's or a live stream's), packetized or plain."""
     if len(data) >= 4:
         for order in ("<", ">"):
             if struct.unpack_from(order + "I", data)[0] == MAGIC:
@@ -51,7 +55,7 @@ def read_metadata_file(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise TraceFormatError(f"{path} is neither packetized nor UTF-8 TSDL metadata") from None
+        raise TraceFormatError(f"{what} is neither packetized nor UTF-8 TSDL metadata") from None
 
 
 def _depacketize(data: bytes, order: str) -> str:

@@ -36,6 +36,7 @@ import struct
 from dataclasses import dataclass
 
 from tracetui.core.errors import TraceError
+from tracetui.core.wire.relayd import HOST_NAME_MAX, NAME_MAX, PATH_MAX  # lttng-tools ABI sizes
 
 __all__ = [
     "LIVE_PORT",
@@ -84,10 +85,6 @@ PACKET_OK, PACKET_RETRY, PACKET_ERR, PACKET_EOF = range(1, 5)
 METADATA_OK, METADATA_NO_NEW, METADATA_ERR = range(1, 4)
 # enum lttng_viewer_new_streams_return_code
 NEW_STREAMS_OK, NEW_STREAMS_NO_NEW, NEW_STREAMS_ERR, NEW_STREAMS_HUP = range(1, 5)
-
-PATH_MAX = 4096
-NAME_MAX = 255
-HOST_NAME_MAX = 64
 
 _CMD = struct.Struct(">QII")
 _CONNECT = struct.Struct(">QIII")
