@@ -34,7 +34,6 @@ from tracetui.core.client.state import (
 from tracetui.core.errors import TraceError
 from tracetui.screens.actions import BINDINGS, PALETTE
 from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
-from tracetui.screens.explorer import ExplorerPane, ExplorerScreen, OpenError, open_index
 from tracetui.widgets.channel_pane import ChannelPane
 from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
 from tracetui.widgets.markers_pane import MarkersPane
@@ -45,6 +44,7 @@ from tracetui.widgets.trace_tree import MARKERS, TraceTree
 if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
     from tracetui.core.trace.index import TraceIndex
+    from tracetui.screens.explorer import ExplorerPane, ExplorerScreen
 
 DETAILS = "details"
 
@@ -576,6 +576,9 @@ class MainScreen(Screen[None]):
         return self._explorer
 
     def _explorer_screen(self) -> ExplorerScreen:
+        # Imported on first use: the explorer's rooms cost the console's first frame otherwise.
+        from tracetui.screens.explorer import ExplorerScreen
+
         if self._explorer is None:
             self._explorer = ExplorerScreen(standalone=False)
             self.app.install_screen(self._explorer, name="explorer")
@@ -598,6 +601,8 @@ class MainScreen(Screen[None]):
         if not t.output:
             self.notify(f"Trace {t.name} has no output directory.", severity="warning")
             return
+        from tracetui.screens.explorer import OpenError, open_index
+
         try:
             index = open_index(t.output)
         except OpenError as e:
@@ -752,7 +757,7 @@ class MainScreen(Screen[None]):
         """Every explorer of LAYOUT opened (its trace read, its filter parsed) before anything
         is applied; None after one line naming the first that cannot be."""
         from tracetui.core.model.predicate import PredicateError
-        from tracetui.screens.explorer import parse_filter
+        from tracetui.screens.explorer import OpenError, open_index, parse_filter
 
         opened = []
         for i, e in enumerate(layout.explorers, 1):
