@@ -527,15 +527,29 @@ static struct {
 } T;
 
 static Py_ssize_t extra_index = -1;
-static __thread int tl_tid;
-/* Traced calls minus returns in this thread since tracing started in it.  A
- * return at depth 0 is a frame's that was live before (tracing started below
- * it, in the thread's bootstrap, or before fork): it has no call to pair
- * with and is not recorded.  Frames nest, so no frame needs remembering. */
-static __thread int tl_depth;
-/* Set while tracetui's own code runs in a traced thread (after fork: the probe's
- * reconnection): nothing is recorded or counted. */
-static __thread int tl_paused;
+
+/* The per-thread state, in one initial-exec TLS block: every event reads it,
+ * and the default (general dynamic) model of a dlopen'ed module costs a
+ * __tls_get_addr call per access (a third of the hook's own instructions). */
+static __thread struct {
+    int tid;
+    /* Traced calls minus returns in this thread since tracing started in it.
+     * A return at depth 0 is a frame's that was live before (tracing started
+     * below it, in the thread's bootstrap, or before fork): it has no call to
+     * pair with and is not recorded.  Frames nest, so no frame needs
+     * remembering. */
+    int depth;
+    /* Set while tracetui's own code runs in a traced thread (after fork: the
+     * probe's reconnection): nothing is recorded or counted. */
+    int paused;
+    /* 0 unknown, 1 traced, 2 never (tracetui's own threads), 3 being found
+     * out (see thread_ok). */
+    int state;
+} tl __attribute__((tls_model("initial-exec")));
+#define tl_tid tl.tid
+#define tl_depth tl.depth
+#define tl_paused tl.paused
+#define tl_state tl.state
 
 static inline int64_t cur_tid(void)
 {
@@ -640,18 +654,46 @@ static inline void define(struct codeinfo *ci)
     ci->gen = T.gen;
 }
 
+/* A "tid %d func %lu" event: its 12-byte payload encoded here and written
+ * whole (ttpr_emit_bytes: one reservation, no walk over the fields). */
 static inline void emit2(TMarker *mk, struct codeinfo *ci)
 {
     if (unlikely(ci->gen != T.gen))
         define(ci);
-    int64_t iv[2] = {cur_tid(), (int64_t)ci->id};
-    api.emit_raw(mk->m, iv, 2);
+    char p[12];
+    uint32_t tid = (uint32_t)cur_tid();
+    memcpy(p, &tid, 4);
+    memcpy(p + 4, &ci->id, 8);
+    api.emit_bytes(mk->m, p, sizeof(p));
+}
+
+/* CODE's cached codeinfo, or NULL (not resolved yet, or not a code object).
+ * PyUnstable_Code_GetExtra's own reading, inlined: co_extra points to a size
+ * and an array of slots (_PyCodeObjectExtra, the same from 3.6 to 3.13). */
+struct ttpy_code_extra {
+    Py_ssize_t ce_size;
+    void *ce_extras[1];
+};
+
+static inline struct codeinfo *code_extra(PyObject *code)
+{
+    if (unlikely(!PyCode_Check(code)))
+        return NULL;
+#if PY_VERSION_HEX < 0x030E0000
+    struct ttpy_code_extra *x = ((PyCodeObject *)code)->co_extra;
+    if (likely(x && extra_index >= 0 && extra_index < x->ce_size))
+        return x->ce_extras[extra_index];
+    return NULL;
+#else
+    void *ci = NULL;
+    ttpy_get_extra(code, extra_index, &ci);
+    return ci;
+#endif
 }
 
 static inline struct codeinfo *code_info(PyCodeObject *co, PyFrameObject *f)
 {
-    struct codeinfo *ci = NULL;
-    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    struct codeinfo *ci = code_extra((PyObject *)co);
     if (unlikely(!ci)) {
         PyObject *g = f ? PyFrame_GetGlobals(f) : NULL;
         ci = resolve(co, g);
@@ -839,8 +881,6 @@ static PyObject *thread_hook(PyObject *mod, PyObject *const *args, Py_ssize_t na
  * threading does not know yet records nothing and is asked again at its next
  * event (the frames of a Thread's bootstrap: their returns, at depth 0, are
  * not recorded either). */
-static __thread int tl_state;
-
 static inline int thread_ok(void)
 {
     if (likely(tl_state == 1))
@@ -865,8 +905,7 @@ static PyObject *eval_hook(PyThreadState *ts, _PyInterpreterFrame *f, int throwf
     if (unlikely(!T.active || tl_paused))
         return _PyEval_EvalFrameDefault(ts, f, throwflag);
     PyCodeObject *co = f->f_code;
-    struct codeinfo *ci = NULL;
-    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    struct codeinfo *ci = code_extra((PyObject *)co);
     if (unlikely(!ci))
         ci = resolve(co, f->f_globals);
     if (!ci || !ci->traced || !thread_ok())
@@ -902,23 +941,27 @@ static PyObject *eval_hook(PyThreadState *ts, _PyInterpreterFrame *f, int throwf
 /* sys.monitoring callbacks (registered by tracetui.core.pytrace). */
 
 /* KIND: 0 call, 1 return, 2 unwind, 3 call that may not return DISABLE (throw). */
-static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
+static inline __attribute__((always_inline)) PyObject *
+mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
 {
-    if (nargs < 2 || !PyCode_Check(args[0]) || !T.active || tl_paused || !thread_ok())
+    if (unlikely(nargs < 2 || !T.active || tl_paused))
         Py_RETURN_NONE;
-    PyCodeObject *co = (PyCodeObject *)args[0];
-    struct codeinfo *ci = NULL;
-    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    PyObject *co = args[0];
+    struct codeinfo *ci = code_extra(co);
     if (unlikely(!ci)) {
+        if (!PyCode_Check(co))
+            Py_RETURN_NONE;
         PyFrameObject *f = PyEval_GetFrame();
         PyObject *g = f ? PyFrame_GetGlobals(f) : NULL;
-        ci = resolve(co, g);
+        ci = resolve((PyCodeObject *)co, g);
         Py_XDECREF(g);
+        if (!ci)
+            Py_RETURN_NONE;
     }
-    if (!ci)
-        Py_RETURN_NONE;
     if (!ci->traced)
         return Py_NewRef(kind >= 2 || !T.disable ? Py_None : T.disable);
+    if (unlikely(!thread_ok()))
+        Py_RETURN_NONE;
     if (kind == 0 || kind == 3) {
         tl_depth++;
         if (T.call->enabled == Py_True)
@@ -942,31 +985,36 @@ static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
     Py_RETURN_NONE;
 }
 
-static PyObject *mon_start(PyObject *m, PyObject *const *a, Py_ssize_t n)
+/* The callbacks are objects of their own with vectorcall, not builtin
+ * functions: CPython calls them straight, without the METH_FASTCALL wrapper's
+ * recursion check (about a tenth of the hook's cost per event). */
+#define MON_ARGS PyObject *self, PyObject *const *a, size_t nargsf, PyObject *kw
+static PyObject *mon_start(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 0);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 0);
 }
-static PyObject *mon_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_return(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 1);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 1);
 }
-static PyObject *mon_unwind(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_unwind(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 2);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 2);
 }
-static PyObject *mon_throw(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_throw(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 3);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 3);
 }
 
 /* CALL (code, offset, callable, arg0): only calls into C are recorded. */
-static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_c_call(MON_ARGS)
 {
-    (void)m;
+    (void)self, (void)kw;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     if (n < 3 || !T.active || !T.c_calls || tl_paused || PyFunction_Check(a[2]) ||
         PyMethod_Check(a[2]) || !thread_ok())
         Py_RETURN_NONE;
@@ -979,9 +1027,10 @@ static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
     Py_RETURN_NONE;
 }
 
-static PyObject *mon_c_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_c_return(MON_ARGS)
 {
-    (void)m;
+    (void)self, (void)kw;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     if (n < 3 || !T.active || !T.c_calls || tl_paused || !thread_ok())
         Py_RETURN_NONE;
     if (PyFunction_Check(a[2]) || PyMethod_Check(a[2]))
@@ -993,6 +1042,52 @@ static PyObject *mon_c_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
             emit2(T.c_ret, ci);
     }
     Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    const char *name;
+} MonCallback;
+
+static PyObject *moncb_repr(MonCallback *self)
+{
+    return PyUnicode_FromFormat("<tracetui callback %s>", self->name);
+}
+
+static PyTypeObject MonCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracetui.core._ttpy.Callback",
+    .tp_basicsize = sizeof(MonCallback),
+    .tp_vectorcall_offset = offsetof(MonCallback, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)moncb_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "A sys.monitoring callback of the function-tracing hook.",
+};
+
+static int add_callback(PyObject *mod, const char *name, vectorcallfunc fn)
+{
+    MonCallback *cb = PyObject_New(MonCallback, &MonCallbackType);
+    if (!cb)
+        return -1;
+    cb->vectorcall = fn;
+    cb->name = name;
+    return PyModule_AddObject(mod, name, (PyObject *)cb) < 0 ? (Py_DECREF(cb), -1) : 0;
+}
+
+static int add_callbacks(PyObject *mod)
+{
+    if (PyType_Ready(&MonCallbackType) < 0)
+        return -1;
+    static const struct { const char *name; vectorcallfunc fn; } cbs[] = {
+        {"mon_start", mon_start}, {"mon_return", mon_return}, {"mon_unwind", mon_unwind},
+        {"mon_throw", mon_throw}, {"mon_c_call", mon_c_call}, {"mon_c_return", mon_c_return},
+    };
+    for (size_t i = 0; i < sizeof(cbs) / sizeof(cbs[0]); i++)
+        if (add_callback(mod, cbs[i].name, cbs[i].fn) < 0)
+            return -1;
+    return 0;
 }
 #endif
 
@@ -1179,13 +1274,6 @@ static PyMethodDef module_methods[] = {
 #if !TTPY_MONITORING
     {"thread_hook", (PyCFunction)(void (*)(void))thread_hook, METH_FASTCALL,
      "For threading.setprofile(): installs the C profile function in a new thread."},
-#else
-    {"mon_start", (PyCFunction)(void (*)(void))mon_start, METH_FASTCALL, NULL},
-    {"mon_return", (PyCFunction)(void (*)(void))mon_return, METH_FASTCALL, NULL},
-    {"mon_unwind", (PyCFunction)(void (*)(void))mon_unwind, METH_FASTCALL, NULL},
-    {"mon_throw", (PyCFunction)(void (*)(void))mon_throw, METH_FASTCALL, NULL},
-    {"mon_c_call", (PyCFunction)(void (*)(void))mon_c_call, METH_FASTCALL, NULL},
-    {"mon_c_return", (PyCFunction)(void (*)(void))mon_c_return, METH_FASTCALL, NULL},
 #endif
     {NULL, NULL, 0, NULL},
 };
@@ -1218,6 +1306,12 @@ PyMODINIT_FUNC PyInit__ttpy(void)
         Py_DECREF(m);
         return NULL;
     }
+#if TTPY_MONITORING
+    if (add_callbacks(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     static int atfork_done;
     if (!atfork_done) {
         pthread_atfork(NULL, NULL, after_fork_child);
