@@ -1091,6 +1091,294 @@ static int add_callbacks(PyObject *mod)
 }
 #endif
 
+/* ------------------------------------------------------- logging bridge */
+
+/* LogFast: Logger._log in C for the logging bridge (tracetui.core.logbridge),
+ * the common call `_log(self, level, msg, args)` only; anything else (keyword
+ * arguments, a logger with filters, a level under the bridge's, an error on
+ * the way) goes to FALLBACK, the bridge's Python _log, which does the same
+ * work.  It records the py_log event (the caller found as findCaller finds it,
+ * the message formatted as LogRecord.getMessage formats it) and hands the call
+ * to logging's own _log only when some handler will see the record.  No
+ * exception of its own reaches the program. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *handler;  /* the TraceHandler: its level */
+    TMarker *marker;    /* py_log */
+    PyObject *fallback; /* the bridge's Python _log */
+    PyObject *orig_log; /* logging.Logger._log */
+    PyObject *srcfile;  /* logging._srcfile */
+    PyObject *mapping;  /* collections.abc.Mapping */
+    PyObject *logging;  /* the logging module: lastResort */
+} LogFast;
+
+static PyObject *s_filters, *s_level, *s_name, *s_last_resort, *s_handlers, *s_propagate,
+    *s_parent;
+
+/* 1 when FILE (a code object's co_filename) is logging's or importlib's
+ * bootstrap (findCaller skips those frames). */
+static int internal_file(LogFast *lf, PyObject *file)
+{
+    if (!PyUnicode_Check(file))
+        return 0;
+    if (file == lf->srcfile ||
+        (PyUnicode_Check(lf->srcfile) && PyUnicode_Compare(file, lf->srcfile) == 0))
+        return 1;
+    const char *s = PyUnicode_AsUTF8(file);
+    if (!s) {
+        PyErr_Clear();
+        return 0;
+    }
+    return strstr(s, "importlib") && strstr(s, "_bootstrap");
+}
+
+/* Record the event.  Return 0, or -1 with an error set (the caller clears it). */
+static int logfast_record(LogFast *lf, PyObject *logger, PyObject *level, PyObject *msg,
+                          PyObject *args)
+{
+    PyObject *file = NULL, *text = NULL, *name = NULL, *tid = NULL, *line = NULL;
+    int rc = -1;
+    /* The caller: the first frame outside logging (stacklevel 1). */
+    PyFrameObject *f = PyEval_GetFrame();
+    Py_XINCREF(f);
+    while (f) {
+        PyCodeObject *co = PyFrame_GetCode(f);
+        int internal = internal_file(lf, co->co_filename);
+        if (!internal) {
+            file = Py_NewRef(co->co_filename);
+            Py_DECREF(co);
+            break;
+        }
+        Py_DECREF(co);
+        PyFrameObject *b = PyFrame_GetBack(f);
+        if (!b) {
+            co = PyFrame_GetCode(f);
+            file = Py_NewRef(co->co_filename);
+            Py_DECREF(co);
+            break;
+        }
+        Py_DECREF(f);
+        f = b;
+    }
+    int lineno = f ? PyFrame_GetLineNumber(f) : 0;
+    Py_XDECREF(f);
+    /* The message, as LogRecord.getMessage makes it. */
+    PyObject *m = PyUnicode_Check(msg) ? Py_NewRef(msg) : PyObject_Str(msg);
+    if (!m)
+        goto bad_args;
+    int nonempty = PyObject_IsTrue(args);
+    if (nonempty < 0) {
+        Py_DECREF(m);
+        goto bad_args;
+    }
+    if (nonempty) {
+        PyObject *a = args;
+        if (PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1) {
+            PyObject *a0 = PyTuple_GET_ITEM(args, 0);
+            if (!PyLong_CheckExact(a0) && !PyUnicode_CheckExact(a0) &&
+                !PyFloat_CheckExact(a0) && !PyBytes_CheckExact(a0) &&
+                PyObject_IsInstance(a0, lf->mapping) == 1 && PyObject_IsTrue(a0) == 1)
+                a = a0;
+            PyErr_Clear();
+        }
+        text = PyUnicode_Format(m, a);
+        Py_DECREF(m);
+        if (!text)
+            goto bad_args;
+    } else {
+        text = m;
+    }
+    goto emit;
+bad_args: /* the program's bad arguments: keep what it wrote */
+    PyErr_Clear();
+    Py_CLEAR(file);
+    text = PyObject_Str(msg);
+    if (!text)
+        goto out;
+    file = PyUnicode_FromString("(unknown file)");
+    lineno = 0;
+emit:
+    if (!file)
+        file = PyUnicode_FromString("");
+    name = PyObject_GetAttr(logger, s_name);
+    tid = PyLong_FromLongLong(cur_tid());
+    line = PyLong_FromLong(lineno);
+    if (file && name && tid && line) {
+        PyObject *av[6] = {tid, level, line, name, text, file};
+        PyObject *r = marker_vectorcall((PyObject *)lf->marker, av, 6, NULL);
+        Py_XDECREF(r);
+        rc = r ? 0 : -1;
+    }
+out:
+    Py_XDECREF(file);
+    Py_XDECREF(text);
+    Py_XDECREF(name);
+    Py_XDECREF(tid);
+    Py_XDECREF(line);
+    return rc;
+}
+
+/* Does some handler want a record of LEVEL from LOGGER?  1 yes (logging's
+ * last resort, its no-handler warning, or a handler up the hierarchy, walked
+ * as Logger.hasHandlers walks it), 0 no, -1 error. */
+static int logfast_wanted(LogFast *lf, PyObject *logger, PyObject *level)
+{
+    PyObject *last = PyObject_GetAttr(lf->logging, s_last_resort);
+    if (!last)
+        return -1;
+    if (last == Py_None) {
+        Py_DECREF(last);
+        return 1;
+    }
+    PyObject *ll = PyObject_GetAttr(last, s_level);
+    Py_DECREF(last);
+    if (!ll)
+        return -1;
+    int ge = PyObject_RichCompareBool(level, ll, Py_GE);
+    Py_DECREF(ll);
+    if (ge != 0)
+        return ge;
+    PyObject *c = Py_NewRef(logger);
+    while (c != Py_None) {
+        PyObject *h = PyObject_GetAttr(c, s_handlers);
+        int has = h ? PyObject_IsTrue(h) : -1;
+        Py_XDECREF(h);
+        if (has != 0) {
+            Py_DECREF(c);
+            return has;
+        }
+        PyObject *p = PyObject_GetAttr(c, s_propagate);
+        int prop = p ? PyObject_IsTrue(p) : -1;
+        Py_XDECREF(p);
+        if (prop <= 0) {
+            Py_DECREF(c);
+            return prop;
+        }
+        PyObject *parent = PyObject_GetAttr(c, s_parent);
+        Py_DECREF(c);
+        if (!parent)
+            return -1;
+        c = parent;
+    }
+    Py_DECREF(c);
+    return 0;
+}
+
+static PyObject *logfast_vectorcall(PyObject *self_, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames)
+{
+    LogFast *lf = (LogFast *)self_;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n != 4 || (kwnames && PyTuple_GET_SIZE(kwnames)) || !PyLong_Check(args[1]))
+        return PyObject_Vectorcall(lf->fallback, args, nargsf, kwnames);
+    PyObject *logger = args[0], *level = args[1];
+    PyObject *filters = PyObject_GetAttr(logger, s_filters);
+    int has_filters = filters ? PyObject_IsTrue(filters) : -1;
+    Py_XDECREF(filters);
+    PyObject *hl = has_filters == 0 ? PyObject_GetAttr(lf->handler, s_level) : NULL;
+    int below = hl ? PyObject_RichCompareBool(level, hl, Py_LT) : -1;
+    Py_XDECREF(hl);
+    if (below != 0) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(lf->fallback, args, nargsf, kwnames);
+    }
+    if (lf->marker->enabled == Py_True) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        if (logfast_record(lf, logger, level, args[2], args[3]) < 0)
+            PyErr_Clear(); /* nothing of ours reaches the program */
+        PyErr_Restore(et, ev, etb);
+    }
+    int wanted = logfast_wanted(lf, logger, level);
+    if (wanted == 0)
+        Py_RETURN_NONE;
+    PyErr_Clear(); /* on an error, logging's own _log decides (and says) */
+    return PyObject_Vectorcall(lf->orig_log, args, 4, NULL);
+}
+
+static PyObject *logfast_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *o[7];
+    if (kw && PyDict_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError, "LogFast() takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO!OOOOO:LogFast", &o[0], &MarkerType, &o[1], &o[2], &o[3],
+                          &o[4], &o[5], &o[6]))
+        return NULL;
+    LogFast *self = (LogFast *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    self->vectorcall = logfast_vectorcall;
+    self->handler = Py_NewRef(o[0]);
+    self->marker = (TMarker *)Py_NewRef(o[1]);
+    self->fallback = Py_NewRef(o[2]);
+    self->orig_log = Py_NewRef(o[3]);
+    self->srcfile = Py_NewRef(o[4]);
+    self->mapping = Py_NewRef(o[5]);
+    self->logging = Py_NewRef(o[6]);
+    return (PyObject *)self;
+}
+
+static void logfast_dealloc(LogFast *self)
+{
+    Py_XDECREF(self->handler);
+    Py_XDECREF(self->marker);
+    Py_XDECREF(self->fallback);
+    Py_XDECREF(self->orig_log);
+    Py_XDECREF(self->srcfile);
+    Py_XDECREF(self->mapping);
+    Py_XDECREF(self->logging);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A method: logger._log binds like a function (and CPython's method calls
+ * skip the binding, Py_TPFLAGS_METHOD_DESCRIPTOR). */
+static PyObject *logfast_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    (void)type;
+    if (!obj || obj == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static PyMemberDef logfast_members[] = {
+    {"fallback", T_OBJECT_EX, offsetof(LogFast, fallback), READONLY, "The Python _log."},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(LogFast, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject LogFastType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracetui.core._ttpy.LogFast",
+    .tp_basicsize = sizeof(LogFast),
+    .tp_dealloc = (destructor)logfast_dealloc,
+    .tp_vectorcall_offset = offsetof(LogFast, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = logfast_get,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "LogFast(handler, marker, fallback, orig_log, srcfile, Mapping, logging): "
+              "Logger._log for the logging bridge.",
+    .tp_members = logfast_members,
+    .tp_new = logfast_new,
+};
+
+static int add_logfast(PyObject *m)
+{
+    struct { PyObject **p; const char *s; } names[] = {
+        {&s_filters, "filters"}, {&s_level, "level"}, {&s_name, "name"},
+        {&s_last_resort, "lastResort"}, {&s_handlers, "handlers"},
+        {&s_propagate, "propagate"}, {&s_parent, "parent"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!*names[i].p && !(*names[i].p = PyUnicode_InternFromString(names[i].s)))
+            return -1;
+    if (PyType_Ready(&LogFastType) < 0)
+        return -1;
+    return PyModule_AddObjectRef(m, "LogFast", (PyObject *)&LogFastType);
+}
+
 static int is_marker(PyObject *o) { return Py_IS_TYPE(o, &MarkerType); }
 
 /* configure(call, ret, raise_, func_def, c_call, c_ret, includes, excludes,
@@ -1303,6 +1591,10 @@ PyMODINIT_FUNC PyInit__ttpy(void)
         PyModule_AddStringConstant(m, "BACKEND", TTPY_MONITORING ? "monitoring" : "setprofile") <
             0 ||
         PyModule_AddIntConstant(m, "HAVE_EVALFRAME", TTPY_EVALFRAME) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_logfast(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
