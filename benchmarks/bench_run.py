@@ -25,6 +25,23 @@ run in this one invocation (a private daemon in a temporary runtime directory):
                              bridge `tracetui run --logging` installs (logbridge.install),
                              marker enabled, the logger having no handler of its own
   ref_logging_file_ns        the same call with a logging.FileHandler, in this process
+
+Where a traced call's time goes, measured in one more process (in-process, the hook
+installed once, its markers attached to a local channel; per round one fib(N) of each kind,
+thread CPU time, the median over rounds of each kind minus that round's untraced run):
+
+  inproc_call_overhead_ns    a call recorded (py_call and py_return)
+  inproc_filtered_call_overhead_ns
+                             a call of a function the filter excludes
+  hook_floor_ns              the hook installed but returning at once (paused): what
+                             CPython's machinery costs per call before the hook does
+                             anything (the profile function on 3.11, the sys.monitoring
+                             callbacks on 3.12+); no filter can cost less than this
+  ref_ring_write_ns          one 12-byte record written by ttrb_write from C in a loop
+                             (ttrb_bench_write): a py_call or py_return's ring write alone,
+                             most of it the ordered TSC read
+  recording_floor_ns         hook_floor_ns + 2 x ref_ring_write_ns: the least a recorded
+                             call can cost with this hook and this ring
 """
 
 from __future__ import annotations
@@ -61,6 +78,61 @@ def f():
 for _ in range(int(sys.argv[1]) // 2):
     f()
 print(time.monotonic_ns())
+"""
+
+INPROC = r"""
+import gc, json, os, statistics, sys, time
+sys.setrecursionlimit(10000)
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+def fibx(n):
+    return n if n < 2 else fibx(n - 1) + fibx(n - 2)
+def calls(n):
+    return 1 if n < 2 else 1 + calls(n - 1) + calls(n - 2)
+n, rounds = int(sys.argv[1]), int(sys.argv[2])
+from tracetui.core import _ttrb, cmarker, pytrace
+from tracetui.core.ring import Channel
+mod = cmarker._ttpy
+ch = Channel.create(f"/tracetui-bench-inproc-{os.getpid()}", 1 << 20, 64, flight=True)
+try:
+    for i, m in enumerate(pytrace.markers().values()):
+        m.native.set_id(i + 1)
+        m.native.set_targets([ch])
+        m.enabled = True
+    pytrace.install((), ("*.fibx",), False, "auto")
+    mon = mod.BACKEND == "monitoring"
+    mask = sys.monitoring.get_events(pytrace._TOOL) if mon else 0
+    def kind(k):
+        mod.pause(k == "floor")
+        if k == "base":
+            mod.stop()
+            if mon:
+                sys.monitoring.set_events(pytrace._TOOL, 0)
+        else:
+            if mon:
+                sys.monitoring.set_events(pytrace._TOOL, mask)
+            mod.start()
+    kinds = {"base": fib, "floor": fib, "call": fib, "filtered": fibx}
+    t = {k: [] for k in kinds}
+    clock = time.thread_time_ns
+    gc.disable()
+    fibx(5)  # filtered code resolved (and on 3.12 DISABLEd) once, as in a long run
+    for _ in range(rounds):
+        for k, f in kinds.items():
+            kind(k)
+            t0 = clock()
+            f(n)
+            t[k].append(clock() - t0)
+    kind("base")
+    mod.pause(False)
+    c = calls(n)
+    d = {k: statistics.median((a - b) / c for a, b in zip(v, t["base"])) for k, v in t.items()}
+    ring = min(_ttrb.lib.ttrb_bench_write(ch._ptr, 1, 1_000_000, 12) for _ in range(3))
+    print(json.dumps({"call": d["call"], "filtered": d["filtered"], "floor": d["floor"],
+                      "ring": ring}))
+finally:
+    ch.unlink()
+    ch.close()
 """
 
 
@@ -124,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=1_000_000,
                     help="function events for trace_ready_ms (default 1 M)")  # fmt: skip
     ap.add_argument("--log-count", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=30,
+                    help="rounds of the in-process breakdown (default 30)")  # fmt: skip
     args = ap.parse_args(argv)
 
     from tracetui.core.client import Client, rendezvous, spawn
@@ -175,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = dict(kv.split("=", 1) for kv in total[1:])
             ready_lost = int(stats["discarded"]) + int(stats["too_big"])
             ready_recorded = int(stats["recorded"])
+        inproc = json.loads(_run([py, "-c", INPROC, str(args.fib - 2), str(args.rounds)], env))
         log_ns, file_ns = log_figures(args.log_count)
     finally:
         spawn.stop_daemon(daemon)
@@ -182,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, object] = {k: round(statistics.median(v), 1) for k, v in runs.items() if v}
     if not viz:
         result["ref_viztracer_call_overhead_ns"] = None
+    result["inproc_call_overhead_ns"] = round(inproc["call"], 1)
+    result["inproc_filtered_call_overhead_ns"] = round(inproc["filtered"], 1)
+    result["hook_floor_ns"] = round(inproc["floor"], 1)
+    result["ref_ring_write_ns"] = inproc["ring"]
+    result["recording_floor_ns"] = round(inproc["floor"] + 2 * inproc["ring"], 1)
     result["log_emit_ns"] = round(log_ns, 1)
     result["ref_logging_file_ns"] = round(file_ns, 1)
     # Of the last trace_ready run: the trace holds every event the program wrote unless lost.

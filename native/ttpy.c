@@ -771,9 +771,15 @@ static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     switch (what) {
     case PyTrace_CALL:
     case PyTrace_RETURN: {
+#if TTPY_EVALFRAME
+        /* 3.11's frame object (internal, stable within 3.11): its code borrowed,
+         * without PyFrame_GetCode's call and reference. */
+        struct codeinfo *ci = code_info(frame->f_frame->f_code, frame);
+#else
         PyCodeObject *co = PyFrame_GetCode(frame);
         struct codeinfo *ci = code_info(co, frame);
         Py_DECREF(co);
+#endif
         if (!ci || !ci->traced)
             return 0;
         if (what == PyTrace_CALL) {
