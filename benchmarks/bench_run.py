@@ -12,7 +12,7 @@ run in this one invocation (a private daemon in a temporary runtime directory):
   filtered_call_overhead_ns  extra time per call when the filter excludes fib
                              (`--exclude '*.fib'`)
   evalframe_call_overhead_ns, evalframe_filtered_call_overhead_ns
-                             the same two with `--hook evalframe` (CPython 3.11 only: the
+                             the same two with `--hook evalframe` (CPython 3.11 and 3.12: the
                              opt-in PEP 523 hook)
   trace_ready_ms             from the program's last instruction to `tracetui run` returning
                              with the CTF trace complete on disk, for a program that wrote

@@ -40,9 +40,10 @@
 #include "ttrb.h"
 #include "ttpr.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-/* The opt-in PEP 523 hook of 3.11 reads a frame's code and globals: the
- * interpreter frame's layout is internal (stable within 3.11). */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+/* The opt-in PEP 523 hook of 3.11 and 3.12 reads a frame's code and globals:
+ * the interpreter frame's layout is internal (stable within a version; f_code
+ * in both, f_executable from 3.13). */
 #define TTPY_EVALFRAME 1
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
@@ -900,12 +901,13 @@ static inline int thread_ok(void)
 }
 
 #if TTPY_EVALFRAME
-/* The opt-in 3.11 hook (PEP 523): wraps the evaluation of every frame, so it
- * needs no frame objects and no exception shuffling (the profile machinery's
- * 88 ns per call here), and a filtered-out code object costs one co_extra
- * lookup.  The price: with an evaluation function set, 3.11 no longer inlines
- * Python-to-Python calls, so each call also recurses in C (deep recursion uses
- * the C stack, within the recursion limit). */
+/* The opt-in hook of 3.11 and 3.12 (PEP 523): wraps the evaluation of every
+ * frame, so it needs no frame objects and no exception shuffling (3.11's
+ * profile machinery), no callback call per event (3.12's sys.monitoring), and
+ * a filtered-out code object costs one co_extra lookup.  The price: with an
+ * evaluation function set, CPython no longer inlines Python-to-Python calls
+ * (nor, on 3.12, generator resumptions), so each call also recurses in C (deep
+ * recursion uses the C stack, within the recursion limit). */
 static PyObject *eval_hook(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag)
 {
     if (unlikely(!T.active || tl_paused))
@@ -1444,7 +1446,7 @@ static int use_evalframe;
 #endif
 
 /* start(evalframe=False): trace the calling thread (3.11 profile function),
- * or every thread (evalframe, 3.11 only), or switch the callbacks on (3.12+,
+ * or every thread (evalframe, 3.11 and 3.12), or switch the callbacks on (3.12+,
  * where tracetui.core.pytrace registers them with sys.monitoring). */
 static PyObject *tracer_start(PyObject *mod, PyObject *args)
 {
@@ -1472,7 +1474,7 @@ static PyObject *tracer_start(PyObject *mod, PyObject *args)
     }
 #else
     if (evalframe) {
-        PyErr_SetString(PyExc_ValueError, "the evalframe hook exists on CPython 3.11 only");
+        PyErr_SetString(PyExc_ValueError, "the evalframe hook exists on CPython 3.11 and 3.12 only");
         return NULL;
     }
 #endif

@@ -80,7 +80,7 @@ def untraced(tmp_path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
-HOOKS = ["auto"] + (["evalframe"] if sys.version_info[:2] == (3, 11) else [])
+HOOKS = ["auto"] + (["evalframe"] if sys.version_info[:2] in ((3, 11), (3, 12)) else [])
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -209,7 +209,7 @@ def test_usage_errors_are_one_line(daemon) -> None:  # type: ignore[no-untyped-d
     assert r.returncode == 127 and "cannot run" in r.stderr
     r = daemon.cli("run", "--hook", "evalframe", "--c-calls", "--", sys.executable, "-c", "1")
     assert r.returncode == 2 and "--c-calls needs" in r.stderr
-    other = "evalframe" if sys.version_info >= (3, 12) else "monitoring"
+    other = "profile" if sys.version_info >= (3, 12) else "monitoring"
     r = daemon.cli("run", "--hook", other, "--", sys.executable, "-c", "1")
     assert r.returncode == 2 and "not available with this Python" in r.stderr
 
