@@ -24,7 +24,8 @@ run in this one invocation (a private daemon in a temporary runtime directory):
   log_emit_ns                one `logger.info("a=%d", 1)` recorded through the logging
                              bridge `tracetui run --logging` installs (logbridge.install),
                              marker enabled, the logger having no handler of its own
-  ref_logging_file_ns        the same call with a logging.FileHandler, in this process
+  ref_logging_file_ns        the same call with a logging.FileHandler (logging alone, the
+                             bridge taken out), in this process; rounds of the two alternate
 
 Where a traced call's time goes, measured in one more process (in-process, the hook
 installed once, its markers attached to a local channel; per round one fib(N) of each kind,
@@ -149,43 +150,51 @@ def fib_ns(prefix: list[str], script: Path, n: int, env: dict[str, str]) -> int:
     return int(out.split()[0])
 
 
-def log_figures(count: int) -> tuple[float, float]:
-    """(bridge, FileHandler) ns per `logger.info("a=%d", 1)`; the reference first, before
-    the bridge is installed in this process."""
+def log_figures(count: int, rounds: int = 7) -> tuple[float, float]:
+    """(bridge, FileHandler) ns per `logger.info("a=%d", 1)`, medians over ROUNDS rounds of
+    COUNT calls each, the two kinds alternating (this host's speed drifts within seconds).
+    The FileHandler rounds run with logging's own Logger._log and callHandlers back in
+    place, so they measure logging alone."""
     from tracetui.core import logbridge
     from tracetui.core.ring import Channel
 
     log = logging.getLogger("tracetui-bench-run")
     log.propagate = False
     log.setLevel(logging.INFO)
-    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-log-") as f:
-        fh = logging.FileHandler(f.name)
-        log.addHandler(fh)
-        t0 = time.perf_counter_ns()
-        for _ in range(count):
-            log.info("a=%d", 1)
-        to_file = (time.perf_counter_ns() - t0) / count
-        log.removeHandler(fh)
-        fh.close()
+    plain = (logging.Logger._log, logging.Logger.callHandlers)
     # What `tracetui run --logging INFO` installs; the marker attached to a channel here.
     handler = logbridge.install(logging.INFO)
+    bridged = (logging.Logger._log, logging.Logger.callHandlers)
     ch = Channel.create(f"/tracetui-bench-run-{os.getpid()}", 1 << 20, 8, flight=True)
     m = handler._marker
-    try:
-        m.native.set_id(1)
-        m.native.set_targets([ch])
-        m.enabled = True
-        t0 = time.perf_counter_ns()
-        for _ in range(count):
-            log.info("a=%d", 1)
-        bridge = (time.perf_counter_ns() - t0) / count
-        assert ch.stats().recorded == count
-    finally:
-        m.native.set_targets([])
-        m.enabled = False
-        ch.unlink()
-        ch.close()
-    return bridge, to_file
+    times: dict[str, list[float]] = {"bridge": [], "file": []}
+    with tempfile.NamedTemporaryFile(dir="/tmp", prefix="tracetui-bench-log-") as f:
+        fh = logging.FileHandler(f.name)
+        try:
+            m.native.set_id(1)
+            m.native.set_targets([ch])
+            m.enabled = True
+            for r in range(rounds + 1):  # round 0 warms both paths up, untimed
+                for kind, (log_fn, call_handlers) in (("file", plain), ("bridge", bridged)):
+                    logging.Logger._log = log_fn  # type: ignore[method-assign]
+                    logging.Logger.callHandlers = call_handlers  # type: ignore[method-assign]
+                    if kind == "file":
+                        log.addHandler(fh)
+                    t0 = time.perf_counter_ns()
+                    for _ in range(count):
+                        log.info("a=%d", 1)
+                    if r:
+                        times[kind].append((time.perf_counter_ns() - t0) / count)
+                    log.removeHandler(fh)
+            assert ch.stats().recorded == count * (rounds + 1)
+        finally:
+            logging.Logger._log, logging.Logger.callHandlers = bridged  # type: ignore[method-assign]
+            fh.close()
+            m.native.set_targets([])
+            m.enabled = False
+            ch.unlink()
+            ch.close()
+    return statistics.median(times["bridge"]), statistics.median(times["file"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fib", type=int, default=22, help="fib(N) per run (default 22)")
     ap.add_argument("--events", type=int, default=1_000_000,
                     help="function events for trace_ready_ms (default 1 M)")  # fmt: skip
-    ap.add_argument("--log-count", type=int, default=20_000)
+    ap.add_argument("--log-count", type=int, default=5_000)
     ap.add_argument("--rounds", type=int, default=30,
                     help="rounds of the in-process breakdown (default 30)")  # fmt: skip
     args = ap.parse_args(argv)
