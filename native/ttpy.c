@@ -1124,6 +1124,58 @@ typedef struct {
 static PyObject *s_filters, *s_level, *s_name, *s_last_resort, *s_handlers, *s_propagate,
     *s_parent;
 
+/* The line of a logging call site, cached per code object (in a co_extra slot
+ * of its own, freed with the code object) by instruction offset: computing it
+ * (PyFrame_GetLineNumber) walks the code's line table from its start, which
+ * for a call late in a long function was 40% of a recorded log call. */
+#define LINECACHE_N 8
+struct linecache {
+    int lasti[LINECACHE_N];
+    int line[LINECACHE_N];
+    unsigned next;
+};
+static Py_ssize_t line_extra_index = -1;
+
+static void free_linecache(void *p) { free(p); }
+
+static int frame_line(PyFrameObject *f, PyCodeObject *co)
+{
+    int lasti = PyFrame_GetLasti(f);
+    struct linecache *lc = NULL;
+    if (line_extra_index >= 0 && lasti >= 0) {
+        if (ttpy_get_extra((PyObject *)co, line_extra_index, (void **)&lc) < 0) {
+            PyErr_Clear();
+            lc = NULL;
+        }
+        if (lc)
+            for (int i = 0; i < LINECACHE_N; i++)
+                if (lc->lasti[i] == lasti)
+                    return lc->line[i];
+    }
+    int line = PyFrame_GetLineNumber(f);
+    if (line_extra_index >= 0 && lasti >= 0) {
+        if (!lc) {
+            lc = malloc(sizeof(*lc));
+            if (lc) {
+                for (int i = 0; i < LINECACHE_N; i++)
+                    lc->lasti[i] = -1;
+                lc->next = 0;
+                if (ttpy_set_extra((PyObject *)co, line_extra_index, lc) < 0) {
+                    PyErr_Clear();
+                    free(lc);
+                    lc = NULL;
+                }
+            }
+        }
+        if (lc) {
+            unsigned k = lc->next++ % LINECACHE_N;
+            lc->lasti[k] = lasti;
+            lc->line[k] = line;
+        }
+    }
+    return line;
+}
+
 /* 1 when FILE (a code object's co_filename) is logging's or importlib's
  * bootstrap (findCaller skips those frames). */
 static int internal_file(LogFast *lf, PyObject *file)
@@ -1150,26 +1202,20 @@ static int logfast_record(LogFast *lf, PyObject *logger, PyObject *level, PyObje
     /* The caller: the first frame outside logging (stacklevel 1). */
     PyFrameObject *f = PyEval_GetFrame();
     Py_XINCREF(f);
+    int lineno = 0;
     while (f) {
         PyCodeObject *co = PyFrame_GetCode(f);
-        int internal = internal_file(lf, co->co_filename);
-        if (!internal) {
+        PyFrameObject *b = internal_file(lf, co->co_filename) ? PyFrame_GetBack(f) : NULL;
+        if (!b) { /* outside logging, or the outermost frame */
             file = Py_NewRef(co->co_filename);
+            lineno = frame_line(f, co);
             Py_DECREF(co);
             break;
         }
         Py_DECREF(co);
-        PyFrameObject *b = PyFrame_GetBack(f);
-        if (!b) {
-            co = PyFrame_GetCode(f);
-            file = Py_NewRef(co->co_filename);
-            Py_DECREF(co);
-            break;
-        }
         Py_DECREF(f);
         f = b;
     }
-    int lineno = f ? PyFrame_GetLineNumber(f) : 0;
     Py_XDECREF(f);
     /* The message, as LogRecord.getMessage makes it. */
     PyObject *m = PyUnicode_Check(msg) ? Py_NewRef(msg) : PyObject_Str(msg);
@@ -1382,6 +1428,8 @@ static int add_logfast(PyObject *m)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (!*names[i].p && !(*names[i].p = PyUnicode_InternFromString(names[i].s)))
             return -1;
+    if (line_extra_index < 0)
+        line_extra_index = ttpy_request_extra(free_linecache); /* -1: no cache */
     if (PyType_Ready(&LogFastType) < 0)
         return -1;
     return PyModule_AddObjectRef(m, "LogFast", (PyObject *)&LogFastType);
