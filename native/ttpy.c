@@ -13,7 +13,10 @@
  *    py_raise (and py_c_call / py_c_return) markers with a function id;
  *    each code object is resolved once (name, filter decision, id, cached in
  *    co_extra) and its definition (py_func) written into the trace once per
- *    target generation.
+ *    target generation.  Opt-in on 3.11 and 3.12: a PEP 523 frame evaluation
+ *    function instead.
+ *  - LogFast: Logger._log of the logging bridge (tracetui.core.logbridge) for
+ *    the usual call, recording py_log without building a LogRecord.
  *
  * There is exactly one copy of the ring-buffer and emitter state per
  * process: this extension does not compile ttrb.c/ttpr.c.  init() receives
