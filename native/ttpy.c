@@ -13,7 +13,10 @@
  *    py_raise (and py_c_call / py_c_return) markers with a function id;
  *    each code object is resolved once (name, filter decision, id, cached in
  *    co_extra) and its definition (py_func) written into the trace once per
- *    target generation.
+ *    target generation.  Opt-in on 3.11 and 3.12: a PEP 523 frame evaluation
+ *    function instead.
+ *  - LogFast: Logger._log of the logging bridge (tracetui.core.logbridge) for
+ *    the usual call, recording py_log without building a LogRecord.
  *
  * There is exactly one copy of the ring-buffer and emitter state per
  * process: this extension does not compile ttrb.c/ttpr.c.  init() receives
@@ -40,9 +43,10 @@
 #include "ttrb.h"
 #include "ttpr.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-/* The opt-in PEP 523 hook of 3.11 reads a frame's code and globals: the
- * interpreter frame's layout is internal (stable within 3.11). */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+/* The opt-in PEP 523 hook of 3.11 and 3.12 reads a frame's code and globals:
+ * the interpreter frame's layout is internal (stable within a version; f_code
+ * in both, f_executable from 3.13). */
 #define TTPY_EVALFRAME 1
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
@@ -527,15 +531,29 @@ static struct {
 } T;
 
 static Py_ssize_t extra_index = -1;
-static __thread int tl_tid;
-/* Traced calls minus returns in this thread since tracing started in it.  A
- * return at depth 0 is a frame's that was live before (tracing started below
- * it, in the thread's bootstrap, or before fork): it has no call to pair
- * with and is not recorded.  Frames nest, so no frame needs remembering. */
-static __thread int tl_depth;
-/* Set while tracetui's own code runs in a traced thread (after fork: the probe's
- * reconnection): nothing is recorded or counted. */
-static __thread int tl_paused;
+
+/* The per-thread state, in one initial-exec TLS block: every event reads it,
+ * and the default (general dynamic) model of a dlopen'ed module costs a
+ * __tls_get_addr call per access (a third of the hook's own instructions). */
+static __thread struct {
+    int tid;
+    /* Traced calls minus returns in this thread since tracing started in it.
+     * A return at depth 0 is a frame's that was live before (tracing started
+     * below it, in the thread's bootstrap, or before fork): it has no call to
+     * pair with and is not recorded.  Frames nest, so no frame needs
+     * remembering. */
+    int depth;
+    /* Set while tracetui's own code runs in a traced thread (after fork: the
+     * probe's reconnection): nothing is recorded or counted. */
+    int paused;
+    /* 0 unknown, 1 traced, 2 never (tracetui's own threads), 3 being found
+     * out (see thread_ok). */
+    int state;
+} tl __attribute__((tls_model("initial-exec")));
+#define tl_tid tl.tid
+#define tl_depth tl.depth
+#define tl_paused tl.paused
+#define tl_state tl.state
 
 static inline int64_t cur_tid(void)
 {
@@ -640,18 +658,46 @@ static inline void define(struct codeinfo *ci)
     ci->gen = T.gen;
 }
 
+/* A "tid %d func %lu" event: its 12-byte payload encoded here and written
+ * whole (ttpr_emit_bytes: one reservation, no walk over the fields). */
 static inline void emit2(TMarker *mk, struct codeinfo *ci)
 {
     if (unlikely(ci->gen != T.gen))
         define(ci);
-    int64_t iv[2] = {cur_tid(), (int64_t)ci->id};
-    api.emit_raw(mk->m, iv, 2);
+    char p[12];
+    uint32_t tid = (uint32_t)cur_tid();
+    memcpy(p, &tid, 4);
+    memcpy(p + 4, &ci->id, 8);
+    api.emit_bytes(mk->m, p, sizeof(p));
+}
+
+/* CODE's cached codeinfo, or NULL (not resolved yet, or not a code object).
+ * PyUnstable_Code_GetExtra's own reading, inlined: co_extra points to a size
+ * and an array of slots (_PyCodeObjectExtra, the same from 3.6 to 3.13). */
+struct ttpy_code_extra {
+    Py_ssize_t ce_size;
+    void *ce_extras[1];
+};
+
+static inline struct codeinfo *code_extra(PyObject *code)
+{
+    if (unlikely(!PyCode_Check(code)))
+        return NULL;
+#if PY_VERSION_HEX < 0x030E0000
+    struct ttpy_code_extra *x = ((PyCodeObject *)code)->co_extra;
+    if (likely(x && extra_index >= 0 && extra_index < x->ce_size))
+        return x->ce_extras[extra_index];
+    return NULL;
+#else
+    void *ci = NULL;
+    ttpy_get_extra(code, extra_index, &ci);
+    return ci;
+#endif
 }
 
 static inline struct codeinfo *code_info(PyCodeObject *co, PyFrameObject *f)
 {
-    struct codeinfo *ci = NULL;
-    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    struct codeinfo *ci = code_extra((PyObject *)co);
     if (unlikely(!ci)) {
         PyObject *g = f ? PyFrame_GetGlobals(f) : NULL;
         ci = resolve(co, g);
@@ -729,9 +775,15 @@ static int profile_fn(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
     switch (what) {
     case PyTrace_CALL:
     case PyTrace_RETURN: {
+#if TTPY_EVALFRAME
+        /* 3.11's frame object (internal, stable within 3.11): its code borrowed,
+         * without PyFrame_GetCode's call and reference. */
+        struct codeinfo *ci = code_info(frame->f_frame->f_code, frame);
+#else
         PyCodeObject *co = PyFrame_GetCode(frame);
         struct codeinfo *ci = code_info(co, frame);
         Py_DECREF(co);
+#endif
         if (!ci || !ci->traced)
             return 0;
         if (what == PyTrace_CALL) {
@@ -839,8 +891,6 @@ static PyObject *thread_hook(PyObject *mod, PyObject *const *args, Py_ssize_t na
  * threading does not know yet records nothing and is asked again at its next
  * event (the frames of a Thread's bootstrap: their returns, at depth 0, are
  * not recorded either). */
-static __thread int tl_state;
-
 static inline int thread_ok(void)
 {
     if (likely(tl_state == 1))
@@ -854,19 +904,19 @@ static inline int thread_ok(void)
 }
 
 #if TTPY_EVALFRAME
-/* The opt-in 3.11 hook (PEP 523): wraps the evaluation of every frame, so it
- * needs no frame objects and no exception shuffling (the profile machinery's
- * 88 ns per call here), and a filtered-out code object costs one co_extra
- * lookup.  The price: with an evaluation function set, 3.11 no longer inlines
- * Python-to-Python calls, so each call also recurses in C (deep recursion uses
- * the C stack, within the recursion limit). */
+/* The opt-in hook of 3.11 and 3.12 (PEP 523): wraps the evaluation of every
+ * frame, so it needs no frame objects and no exception shuffling (3.11's
+ * profile machinery), no callback call per event (3.12's sys.monitoring), and
+ * a filtered-out code object costs one co_extra lookup.  The price: with an
+ * evaluation function set, CPython no longer inlines Python-to-Python calls
+ * (nor, on 3.12, generator resumptions), so each call also recurses in C (deep
+ * recursion uses the C stack, within the recursion limit). */
 static PyObject *eval_hook(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag)
 {
     if (unlikely(!T.active || tl_paused))
         return _PyEval_EvalFrameDefault(ts, f, throwflag);
     PyCodeObject *co = f->f_code;
-    struct codeinfo *ci = NULL;
-    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    struct codeinfo *ci = code_extra((PyObject *)co);
     if (unlikely(!ci))
         ci = resolve(co, f->f_globals);
     if (!ci || !ci->traced || !thread_ok())
@@ -902,23 +952,27 @@ static PyObject *eval_hook(PyThreadState *ts, _PyInterpreterFrame *f, int throwf
 /* sys.monitoring callbacks (registered by tracetui.core.pytrace). */
 
 /* KIND: 0 call, 1 return, 2 unwind, 3 call that may not return DISABLE (throw). */
-static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
+static inline __attribute__((always_inline)) PyObject *
+mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
 {
-    if (nargs < 2 || !PyCode_Check(args[0]) || !T.active || tl_paused || !thread_ok())
+    if (unlikely(nargs < 2 || !T.active || tl_paused))
         Py_RETURN_NONE;
-    PyCodeObject *co = (PyCodeObject *)args[0];
-    struct codeinfo *ci = NULL;
-    ttpy_get_extra((PyObject *)co, extra_index, (void **)&ci);
+    PyObject *co = args[0];
+    struct codeinfo *ci = code_extra(co);
     if (unlikely(!ci)) {
+        if (!PyCode_Check(co))
+            Py_RETURN_NONE;
         PyFrameObject *f = PyEval_GetFrame();
         PyObject *g = f ? PyFrame_GetGlobals(f) : NULL;
-        ci = resolve(co, g);
+        ci = resolve((PyCodeObject *)co, g);
         Py_XDECREF(g);
+        if (!ci)
+            Py_RETURN_NONE;
     }
-    if (!ci)
-        Py_RETURN_NONE;
     if (!ci->traced)
         return Py_NewRef(kind >= 2 || !T.disable ? Py_None : T.disable);
+    if (unlikely(!thread_ok()))
+        Py_RETURN_NONE;
     if (kind == 0 || kind == 3) {
         tl_depth++;
         if (T.call->enabled == Py_True)
@@ -942,31 +996,36 @@ static PyObject *mon_event(PyObject *const *args, Py_ssize_t nargs, int kind)
     Py_RETURN_NONE;
 }
 
-static PyObject *mon_start(PyObject *m, PyObject *const *a, Py_ssize_t n)
+/* The callbacks are objects of their own with vectorcall, not builtin
+ * functions: CPython calls them straight, without the METH_FASTCALL wrapper's
+ * recursion check (about a tenth of the hook's cost per event). */
+#define MON_ARGS PyObject *self, PyObject *const *a, size_t nargsf, PyObject *kw
+static PyObject *mon_start(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 0);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 0);
 }
-static PyObject *mon_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_return(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 1);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 1);
 }
-static PyObject *mon_unwind(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_unwind(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 2);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 2);
 }
-static PyObject *mon_throw(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_throw(MON_ARGS)
 {
-    (void)m;
-    return mon_event(a, n, 3);
+    (void)self, (void)kw;
+    return mon_event(a, PyVectorcall_NARGS(nargsf), 3);
 }
 
 /* CALL (code, offset, callable, arg0): only calls into C are recorded. */
-static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_c_call(MON_ARGS)
 {
-    (void)m;
+    (void)self, (void)kw;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     if (n < 3 || !T.active || !T.c_calls || tl_paused || PyFunction_Check(a[2]) ||
         PyMethod_Check(a[2]) || !thread_ok())
         Py_RETURN_NONE;
@@ -979,9 +1038,10 @@ static PyObject *mon_c_call(PyObject *m, PyObject *const *a, Py_ssize_t n)
     Py_RETURN_NONE;
 }
 
-static PyObject *mon_c_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
+static PyObject *mon_c_return(MON_ARGS)
 {
-    (void)m;
+    (void)self, (void)kw;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     if (n < 3 || !T.active || !T.c_calls || tl_paused || !thread_ok())
         Py_RETURN_NONE;
     if (PyFunction_Check(a[2]) || PyMethod_Check(a[2]))
@@ -994,7 +1054,389 @@ static PyObject *mon_c_return(PyObject *m, PyObject *const *a, Py_ssize_t n)
     }
     Py_RETURN_NONE;
 }
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    const char *name;
+} MonCallback;
+
+static PyObject *moncb_repr(MonCallback *self)
+{
+    return PyUnicode_FromFormat("<tracetui callback %s>", self->name);
+}
+
+static PyTypeObject MonCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracetui.core._ttpy.Callback",
+    .tp_basicsize = sizeof(MonCallback),
+    .tp_vectorcall_offset = offsetof(MonCallback, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)moncb_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "A sys.monitoring callback of the function-tracing hook.",
+};
+
+static int add_callback(PyObject *mod, const char *name, vectorcallfunc fn)
+{
+    MonCallback *cb = PyObject_New(MonCallback, &MonCallbackType);
+    if (!cb)
+        return -1;
+    cb->vectorcall = fn;
+    cb->name = name;
+    return PyModule_AddObject(mod, name, (PyObject *)cb) < 0 ? (Py_DECREF(cb), -1) : 0;
+}
+
+static int add_callbacks(PyObject *mod)
+{
+    if (PyType_Ready(&MonCallbackType) < 0)
+        return -1;
+    static const struct { const char *name; vectorcallfunc fn; } cbs[] = {
+        {"mon_start", mon_start}, {"mon_return", mon_return}, {"mon_unwind", mon_unwind},
+        {"mon_throw", mon_throw}, {"mon_c_call", mon_c_call}, {"mon_c_return", mon_c_return},
+    };
+    for (size_t i = 0; i < sizeof(cbs) / sizeof(cbs[0]); i++)
+        if (add_callback(mod, cbs[i].name, cbs[i].fn) < 0)
+            return -1;
+    return 0;
+}
 #endif
+
+/* ------------------------------------------------------- logging bridge */
+
+/* LogFast: Logger._log in C for the logging bridge (tracetui.core.logbridge),
+ * the common call `_log(self, level, msg, args)` only; anything else (keyword
+ * arguments, a logger with filters, a level under the bridge's, an error on
+ * the way) goes to FALLBACK, the bridge's Python _log, which does the same
+ * work.  It records the py_log event (the caller found as findCaller finds it,
+ * the message formatted as LogRecord.getMessage formats it) and hands the call
+ * to logging's own _log only when some handler will see the record.  No
+ * exception of its own reaches the program. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *handler;  /* the TraceHandler: its level */
+    TMarker *marker;    /* py_log */
+    PyObject *fallback; /* the bridge's Python _log */
+    PyObject *orig_log; /* logging.Logger._log */
+    PyObject *srcfile;  /* logging._srcfile */
+    PyObject *mapping;  /* collections.abc.Mapping */
+    PyObject *logging;  /* the logging module: lastResort */
+} LogFast;
+
+static PyObject *s_filters, *s_level, *s_name, *s_last_resort, *s_handlers, *s_propagate,
+    *s_parent;
+
+/* The line of a logging call site, cached per code object (in a co_extra slot
+ * of its own, freed with the code object) by instruction offset: computing it
+ * (PyFrame_GetLineNumber) walks the code's line table from its start, which
+ * for a call late in a long function was 40% of a recorded log call. */
+#define LINECACHE_N 8
+struct linecache {
+    int lasti[LINECACHE_N];
+    int line[LINECACHE_N];
+    unsigned next;
+};
+static Py_ssize_t line_extra_index = -1;
+
+static void free_linecache(void *p) { free(p); }
+
+static int frame_line(PyFrameObject *f, PyCodeObject *co)
+{
+    int lasti = PyFrame_GetLasti(f);
+    struct linecache *lc = NULL;
+    if (line_extra_index >= 0 && lasti >= 0) {
+        if (ttpy_get_extra((PyObject *)co, line_extra_index, (void **)&lc) < 0) {
+            PyErr_Clear();
+            lc = NULL;
+        }
+        if (lc)
+            for (int i = 0; i < LINECACHE_N; i++)
+                if (lc->lasti[i] == lasti)
+                    return lc->line[i];
+    }
+    int line = PyFrame_GetLineNumber(f);
+    if (line_extra_index >= 0 && lasti >= 0) {
+        if (!lc) {
+            lc = malloc(sizeof(*lc));
+            if (lc) {
+                for (int i = 0; i < LINECACHE_N; i++)
+                    lc->lasti[i] = -1;
+                lc->next = 0;
+                if (ttpy_set_extra((PyObject *)co, line_extra_index, lc) < 0) {
+                    PyErr_Clear();
+                    free(lc);
+                    lc = NULL;
+                }
+            }
+        }
+        if (lc) {
+            unsigned k = lc->next++ % LINECACHE_N;
+            lc->lasti[k] = lasti;
+            lc->line[k] = line;
+        }
+    }
+    return line;
+}
+
+/* 1 when FILE (a code object's co_filename) is logging's or importlib's
+ * bootstrap (findCaller skips those frames). */
+static int internal_file(LogFast *lf, PyObject *file)
+{
+    if (!PyUnicode_Check(file))
+        return 0;
+    if (file == lf->srcfile ||
+        (PyUnicode_Check(lf->srcfile) && PyUnicode_Compare(file, lf->srcfile) == 0))
+        return 1;
+    const char *s = PyUnicode_AsUTF8(file);
+    if (!s) {
+        PyErr_Clear();
+        return 0;
+    }
+    return strstr(s, "importlib") && strstr(s, "_bootstrap");
+}
+
+/* Record the event.  Return 0, or -1 with an error set (the caller clears it). */
+static int logfast_record(LogFast *lf, PyObject *logger, PyObject *level, PyObject *msg,
+                          PyObject *args)
+{
+    PyObject *file = NULL, *text = NULL, *name = NULL, *tid = NULL, *line = NULL;
+    int rc = -1;
+    /* The caller: the first frame outside logging (stacklevel 1). */
+    PyFrameObject *f = PyEval_GetFrame();
+    Py_XINCREF(f);
+    int lineno = 0;
+    while (f) {
+        PyCodeObject *co = PyFrame_GetCode(f);
+        PyFrameObject *b = internal_file(lf, co->co_filename) ? PyFrame_GetBack(f) : NULL;
+        if (!b) { /* outside logging, or the outermost frame */
+            file = Py_NewRef(co->co_filename);
+            lineno = frame_line(f, co);
+            Py_DECREF(co);
+            break;
+        }
+        Py_DECREF(co);
+        Py_DECREF(f);
+        f = b;
+    }
+    Py_XDECREF(f);
+    /* The message, as LogRecord.getMessage makes it. */
+    PyObject *m = PyUnicode_Check(msg) ? Py_NewRef(msg) : PyObject_Str(msg);
+    if (!m)
+        goto bad_args;
+    int nonempty = PyObject_IsTrue(args);
+    if (nonempty < 0) {
+        Py_DECREF(m);
+        goto bad_args;
+    }
+    if (nonempty) {
+        PyObject *a = args;
+        if (PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1) {
+            PyObject *a0 = PyTuple_GET_ITEM(args, 0);
+            if (!PyLong_CheckExact(a0) && !PyUnicode_CheckExact(a0) &&
+                !PyFloat_CheckExact(a0) && !PyBytes_CheckExact(a0) &&
+                PyObject_IsInstance(a0, lf->mapping) == 1 && PyObject_IsTrue(a0) == 1)
+                a = a0;
+            PyErr_Clear();
+        }
+        text = PyUnicode_Format(m, a);
+        Py_DECREF(m);
+        if (!text)
+            goto bad_args;
+    } else {
+        text = m;
+    }
+    goto emit;
+bad_args: /* the program's bad arguments: keep what it wrote */
+    PyErr_Clear();
+    Py_CLEAR(file);
+    text = PyObject_Str(msg);
+    if (!text)
+        goto out;
+    file = PyUnicode_FromString("(unknown file)");
+    lineno = 0;
+emit:
+    if (!file)
+        file = PyUnicode_FromString("");
+    name = PyObject_GetAttr(logger, s_name);
+    tid = PyLong_FromLongLong(cur_tid());
+    line = PyLong_FromLong(lineno);
+    if (file && name && tid && line) {
+        PyObject *av[6] = {tid, level, line, name, text, file};
+        PyObject *r = marker_vectorcall((PyObject *)lf->marker, av, 6, NULL);
+        Py_XDECREF(r);
+        rc = r ? 0 : -1;
+    }
+out:
+    Py_XDECREF(file);
+    Py_XDECREF(text);
+    Py_XDECREF(name);
+    Py_XDECREF(tid);
+    Py_XDECREF(line);
+    return rc;
+}
+
+/* Does some handler want a record of LEVEL from LOGGER?  1 yes (logging's
+ * last resort, its no-handler warning, or a handler up the hierarchy, walked
+ * as Logger.hasHandlers walks it), 0 no, -1 error. */
+static int logfast_wanted(LogFast *lf, PyObject *logger, PyObject *level)
+{
+    PyObject *last = PyObject_GetAttr(lf->logging, s_last_resort);
+    if (!last)
+        return -1;
+    if (last == Py_None) {
+        Py_DECREF(last);
+        return 1;
+    }
+    PyObject *ll = PyObject_GetAttr(last, s_level);
+    Py_DECREF(last);
+    if (!ll)
+        return -1;
+    int ge = PyObject_RichCompareBool(level, ll, Py_GE);
+    Py_DECREF(ll);
+    if (ge != 0)
+        return ge;
+    PyObject *c = Py_NewRef(logger);
+    while (c != Py_None) {
+        PyObject *h = PyObject_GetAttr(c, s_handlers);
+        int has = h ? PyObject_IsTrue(h) : -1;
+        Py_XDECREF(h);
+        if (has != 0) {
+            Py_DECREF(c);
+            return has;
+        }
+        PyObject *p = PyObject_GetAttr(c, s_propagate);
+        int prop = p ? PyObject_IsTrue(p) : -1;
+        Py_XDECREF(p);
+        if (prop <= 0) {
+            Py_DECREF(c);
+            return prop;
+        }
+        PyObject *parent = PyObject_GetAttr(c, s_parent);
+        Py_DECREF(c);
+        if (!parent)
+            return -1;
+        c = parent;
+    }
+    Py_DECREF(c);
+    return 0;
+}
+
+static PyObject *logfast_vectorcall(PyObject *self_, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames)
+{
+    LogFast *lf = (LogFast *)self_;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n != 4 || (kwnames && PyTuple_GET_SIZE(kwnames)) || !PyLong_Check(args[1]))
+        return PyObject_Vectorcall(lf->fallback, args, nargsf, kwnames);
+    PyObject *logger = args[0], *level = args[1];
+    PyObject *filters = PyObject_GetAttr(logger, s_filters);
+    int has_filters = filters ? PyObject_IsTrue(filters) : -1;
+    Py_XDECREF(filters);
+    PyObject *hl = has_filters == 0 ? PyObject_GetAttr(lf->handler, s_level) : NULL;
+    int below = hl ? PyObject_RichCompareBool(level, hl, Py_LT) : -1;
+    Py_XDECREF(hl);
+    if (below != 0) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(lf->fallback, args, nargsf, kwnames);
+    }
+    if (lf->marker->enabled == Py_True) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        if (logfast_record(lf, logger, level, args[2], args[3]) < 0)
+            PyErr_Clear(); /* nothing of ours reaches the program */
+        PyErr_Restore(et, ev, etb);
+    }
+    int wanted = logfast_wanted(lf, logger, level);
+    if (wanted == 0)
+        Py_RETURN_NONE;
+    PyErr_Clear(); /* on an error, logging's own _log decides (and says) */
+    return PyObject_Vectorcall(lf->orig_log, args, 4, NULL);
+}
+
+static PyObject *logfast_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *o[7];
+    if (kw && PyDict_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError, "LogFast() takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO!OOOOO:LogFast", &o[0], &MarkerType, &o[1], &o[2], &o[3],
+                          &o[4], &o[5], &o[6]))
+        return NULL;
+    LogFast *self = (LogFast *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    self->vectorcall = logfast_vectorcall;
+    self->handler = Py_NewRef(o[0]);
+    self->marker = (TMarker *)Py_NewRef(o[1]);
+    self->fallback = Py_NewRef(o[2]);
+    self->orig_log = Py_NewRef(o[3]);
+    self->srcfile = Py_NewRef(o[4]);
+    self->mapping = Py_NewRef(o[5]);
+    self->logging = Py_NewRef(o[6]);
+    return (PyObject *)self;
+}
+
+static void logfast_dealloc(LogFast *self)
+{
+    Py_XDECREF(self->handler);
+    Py_XDECREF(self->marker);
+    Py_XDECREF(self->fallback);
+    Py_XDECREF(self->orig_log);
+    Py_XDECREF(self->srcfile);
+    Py_XDECREF(self->mapping);
+    Py_XDECREF(self->logging);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A method: logger._log binds like a function (and CPython's method calls
+ * skip the binding, Py_TPFLAGS_METHOD_DESCRIPTOR). */
+static PyObject *logfast_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    (void)type;
+    if (!obj || obj == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static PyMemberDef logfast_members[] = {
+    {"fallback", T_OBJECT_EX, offsetof(LogFast, fallback), READONLY, "The Python _log."},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(LogFast, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject LogFastType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracetui.core._ttpy.LogFast",
+    .tp_basicsize = sizeof(LogFast),
+    .tp_dealloc = (destructor)logfast_dealloc,
+    .tp_vectorcall_offset = offsetof(LogFast, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = logfast_get,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "LogFast(handler, marker, fallback, orig_log, srcfile, Mapping, logging): "
+              "Logger._log for the logging bridge.",
+    .tp_members = logfast_members,
+    .tp_new = logfast_new,
+};
+
+static int add_logfast(PyObject *m)
+{
+    struct { PyObject **p; const char *s; } names[] = {
+        {&s_filters, "filters"}, {&s_level, "level"}, {&s_name, "name"},
+        {&s_last_resort, "lastResort"}, {&s_handlers, "handlers"},
+        {&s_propagate, "propagate"}, {&s_parent, "parent"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!*names[i].p && !(*names[i].p = PyUnicode_InternFromString(names[i].s)))
+            return -1;
+    if (line_extra_index < 0)
+        line_extra_index = ttpy_request_extra(free_linecache); /* -1: no cache */
+    if (PyType_Ready(&LogFastType) < 0)
+        return -1;
+    return PyModule_AddObjectRef(m, "LogFast", (PyObject *)&LogFastType);
+}
 
 static int is_marker(PyObject *o) { return Py_IS_TYPE(o, &MarkerType); }
 
@@ -1055,7 +1497,7 @@ static int use_evalframe;
 #endif
 
 /* start(evalframe=False): trace the calling thread (3.11 profile function),
- * or every thread (evalframe, 3.11 only), or switch the callbacks on (3.12+,
+ * or every thread (evalframe, 3.11 and 3.12), or switch the callbacks on (3.12+,
  * where tracetui.core.pytrace registers them with sys.monitoring). */
 static PyObject *tracer_start(PyObject *mod, PyObject *args)
 {
@@ -1083,7 +1525,7 @@ static PyObject *tracer_start(PyObject *mod, PyObject *args)
     }
 #else
     if (evalframe) {
-        PyErr_SetString(PyExc_ValueError, "the evalframe hook exists on CPython 3.11 only");
+        PyErr_SetString(PyExc_ValueError, "the evalframe hook exists on CPython 3.11 and 3.12 only");
         return NULL;
     }
 #endif
@@ -1179,13 +1621,6 @@ static PyMethodDef module_methods[] = {
 #if !TTPY_MONITORING
     {"thread_hook", (PyCFunction)(void (*)(void))thread_hook, METH_FASTCALL,
      "For threading.setprofile(): installs the C profile function in a new thread."},
-#else
-    {"mon_start", (PyCFunction)(void (*)(void))mon_start, METH_FASTCALL, NULL},
-    {"mon_return", (PyCFunction)(void (*)(void))mon_return, METH_FASTCALL, NULL},
-    {"mon_unwind", (PyCFunction)(void (*)(void))mon_unwind, METH_FASTCALL, NULL},
-    {"mon_throw", (PyCFunction)(void (*)(void))mon_throw, METH_FASTCALL, NULL},
-    {"mon_c_call", (PyCFunction)(void (*)(void))mon_c_call, METH_FASTCALL, NULL},
-    {"mon_c_return", (PyCFunction)(void (*)(void))mon_c_return, METH_FASTCALL, NULL},
 #endif
     {NULL, NULL, 0, NULL},
 };
@@ -1218,6 +1653,16 @@ PyMODINIT_FUNC PyInit__ttpy(void)
         Py_DECREF(m);
         return NULL;
     }
+    if (add_logfast(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#if TTPY_MONITORING
+    if (add_callbacks(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     static int atfork_done;
     if (!atfork_done) {
         pthread_atfork(NULL, NULL, after_fork_child);

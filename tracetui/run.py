@@ -70,7 +70,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--c-calls", action="store_true", help="also record calls into C functions")
     p.add_argument("--hook", choices=("auto", "profile", "evalframe", "monitoring"),
                    default="auto", help="how calls are seen: auto (profile on 3.11, "
-                   "monitoring on 3.12+), or evalframe on 3.11: cheaper, no --c-calls")  # fmt: skip
+                   "monitoring on 3.12+), or evalframe (3.11, 3.12): cheaper, "
+                   "no --c-calls")  # fmt: skip
     p.add_argument("--logging", nargs="?", const="DEBUG", default=None, metavar="LEVEL",
                    help="record logging records at LEVEL and above (default DEBUG) that the "
                    "program's loggers let through")  # fmt: skip

@@ -80,7 +80,7 @@ def untraced(tmp_path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
-HOOKS = ["auto"] + (["evalframe"] if sys.version_info[:2] == (3, 11) else [])
+HOOKS = ["auto"] + (["evalframe"] if sys.version_info[:2] in ((3, 11), (3, 12)) else [])
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -209,7 +209,7 @@ def test_usage_errors_are_one_line(daemon) -> None:  # type: ignore[no-untyped-d
     assert r.returncode == 127 and "cannot run" in r.stderr
     r = daemon.cli("run", "--hook", "evalframe", "--c-calls", "--", sys.executable, "-c", "1")
     assert r.returncode == 2 and "--c-calls needs" in r.stderr
-    other = "evalframe" if sys.version_info >= (3, 12) else "monitoring"
+    other = "profile" if sys.version_info >= (3, 12) else "monitoring"
     r = daemon.cli("run", "--hook", other, "--", sys.executable, "-c", "1")
     assert r.returncode == 2 and "not available with this Python" in r.stderr
 
@@ -263,3 +263,67 @@ def test_logging_handler_for_programs_that_configure_logging(daemon, tmp_path: P
     logs = [(e.fields["level"], e.fields["msg"], e.fields["line"]) for e in events
             if e.name == "py_log"]  # fmt: skip
     assert logs == [(20, "recorded 2", 12), (40, "also this", 13), (20, "bad args %d", 14)]
+
+
+BRIDGE_PROGRAM = r"""
+import logging, sys
+log = logging.getLogger("fast")
+log.setLevel(logging.DEBUG)
+flt = logging.getLogger("flt")
+flt.setLevel(logging.DEBUG)
+flt.addFilter(lambda r: r.msg != "dropped")
+class Msg:
+    def __str__(self):
+        return "obj %d"
+def helper():
+    log.info("via helper", stacklevel=2)
+log.debug("under the level %d", 0)
+log.info("plain %d", 1)  # plain
+log.info("map %(a)s", {"a": 2})  # map
+log.info(Msg(), 3)  # obj
+log.info("bad %d", "x")
+helper()  # helper
+flt.info("kept")  # kept
+flt.info("dropped")
+log.warning("warned %s", "w")  # warned
+print(type(logging.Logger._log).__name__)
+"""
+
+
+def test_logging_bridge_fast_path_and_fallback_agree(daemon, tmp_path: Path) -> None:
+    """`--logging`: the C _log (plain calls) and the Python one it falls back on (keywords,
+    filters) record the same fields; the program's output and last resort are unchanged."""
+    script = tmp_path / "bridge.py"
+    script.write_text(BRIDGE_PROGRAM)
+    out = tmp_path / "trace"
+    c = daemon.client
+    c.mkdir("bridge")
+    c.write("bridge/output", str(out))
+    r = subprocess.run(
+        [sys.executable, "-m", "tracetui", "run", "--trace", "bridge", "--no-functions",
+         "--logging", "INFO", "--", sys.executable, str(script)],
+        capture_output=True, text=True, env=daemon.env(), timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    from tracetui.core import cmarker
+
+    assert r.stdout == ("LogFast\n" if cmarker.available() else "function\n")
+    assert r.stderr.splitlines()[-1:] == ["warned w"]  # logging's last resort still prints
+    lines = BRIDGE_PROGRAM.splitlines()
+
+    def line(tag: str) -> int:
+        return next(i + 1 for i, t in enumerate(lines) if t.endswith(f"# {tag}"))
+
+    events, _, _ = read_calls(out)
+    logs = [(e.fields["logger"], e.fields["level"], e.fields["msg"], e.fields["line"],
+             e.fields["file"]) for e in events if e.name == "py_log"]  # fmt: skip
+    f = str(script)
+    assert logs == [
+        ("fast", 20, "plain 1", line("plain"), f),
+        ("fast", 20, "map 2", line("map"), f),
+        ("fast", 20, "obj 3", line("obj"), f),
+        ("fast", 20, "bad %d", 0, "(unknown file)"),
+        ("fast", 20, "via helper", line("helper"), f),
+        ("flt", 20, "kept", line("kept"), f),
+        ("fast", 30, "warned w", line("warned"), f),
+    ]

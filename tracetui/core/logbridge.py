@@ -103,29 +103,46 @@ def _log(self, level, msg, args, exc_info=None, extra=None, stack_info=False, st
                 fn = f.f_code.co_filename
                 if normcase is not None:
                     fn = normcase(fn)
-                if not (fn == srcfile or ("importlib" in fn and "_bootstrap" in fn)):
+                if fn != srcfile and not ("importlib" in fn and "_bootstrap" in fn):
                     n -= 1
                     if n <= 0:
                         break
-                if f.f_back is None:
+                b = f.f_back
+                if b is None:
                     break
-                f = f.f_back
+                f = b
             file, line = f.f_code.co_filename, f.f_lineno or 0
             a = args
-            if a and len(a) == 1 and isinstance(a[0], Mapping) and a[0]:
-                a = a[0]  # as LogRecord does: "%(key)s" % {"key": ...}
-            text = str(msg) % a if a else str(msg)
+            if a:
+                # As LogRecord does: "%(key)s" % {"key": ...}; the ABC check (the slowest
+                # step here) only for what is not one of the usual scalars.
+                if len(a) == 1 and a[0].__class__ not in _scalars and isinstance(a[0], Mapping) \\
+                        and a[0]:
+                    a = a[0]
+                text = (msg if msg.__class__ is str else str(msg)) % a
+            else:
+                text = msg if msg.__class__ is str else str(msg)
         except Exception:  # the program's bad arguments: keep what it wrote
             text, file, line = str(msg), "(unknown file)", 0
         marker(tid(), level, line, self.name, text, file)
+    # A LogRecord only when some handler will see it: logging's last resort (or its
+    # no-handler warning), or the hierarchy's handlers, walked as hasHandlers does.
     last = logging.lastResort
-    if last is None or level >= last.level or self.hasHandlers():
-        orig_log(self, level, msg, args, exc_info, extra, stack_info, stacklevel)
+    if last is None or level >= last.level:
+        return orig_log(self, level, msg, args, exc_info, extra, stack_info, stacklevel)
+    c = self
+    while c is not None:
+        if c.handlers:
+            return orig_log(self, level, msg, args, exc_info, extra, stack_info, stacklevel)
+        if not c.propagate:
+            return
+        c = c.parent
 """
     ns: dict[str, Any] = {
         "__name__": __name__, "handler": handler, "marker": marker, "orig_log": orig_log,
         "logging": logging, "_getframe": sys._getframe, "srcfile": srcfile, "tid": tid,
         "Mapping": Mapping, "normcase": os.path.normcase if os.name == "nt" else None,
+        "_scalars": frozenset((int, float, str, bytes, bool, tuple, list)),
     }  # fmt: skip
     exec(compile(src, logging.addLevelName.__code__.co_filename, "exec"), ns)
 
@@ -135,7 +152,15 @@ def _log(self, level, msg, args, exc_info=None, extra=None, stack_info=False, st
             handler.handle(record)
         orig_call_handlers(self, record)
 
-    logging.Logger._log = ns["_log"]  # type: ignore[method-assign]
+    log_fn: Any = ns["_log"]
+    from tracetui.core import cmarker
+
+    mod = cmarker._ttpy
+    if mod is not None and isinstance(marker, mod.Marker):
+        # The same _log in C (native/ttpy.c, LogFast) for the usual call, falling back
+        # on the Python one above for keywords, filters and anything unusual.
+        log_fn = mod.LogFast(handler, marker, log_fn, orig_log, srcfile, Mapping, logging)
+    logging.Logger._log = log_fn  # type: ignore[method-assign]
     logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
     _installed = handler
     return handler

@@ -93,19 +93,30 @@ _FORK_WARNING = (
 )  # fmt: skip
 
 
+# 3.13 warns after the at-fork hooks of the parent have run (3.12 before them): there the
+# filter stays until the next fork's _before_fork decides again (only a fork warns).
+_WARNS_AFTER_HOOKS = sys.version_info >= (3, 13)
+
+
+def _remove_fork_filter() -> None:
+    with contextlib.suppress(ValueError):
+        warnings.filters.remove(_FORK_WARNING)  # type: ignore[attr-defined]
+
+
 def _before_fork() -> None:
+    _remove_fork_filter()
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if others and all(t.name.startswith("tracetui-") for t in others):
         warnings.filters.insert(0, _FORK_WARNING)  # type: ignore[attr-defined]
 
 
 def _after_fork_in_parent() -> None:
-    with contextlib.suppress(ValueError):
-        warnings.filters.remove(_FORK_WARNING)  # type: ignore[attr-defined]
+    if not _WARNS_AFTER_HOOKS:
+        _remove_fork_filter()
 
 
 def _after_fork_in_child() -> None:
-    _after_fork_in_parent()
+    _remove_fork_filter()
     # The probe reconnects in the child (tracetui.probe's own fork hook, which runs before
     # this one); its work is not the program's, so the child starts with tracing paused
     # (pause_after_fork, set in boot) and resumes here once its markers have targets.

@@ -74,7 +74,7 @@ def install(
     """Trace function calls from now on, in this thread and in threads started later.
 
     HOOK: "auto" (the profile function on 3.11, sys.monitoring on 3.12+), "profile",
-    "monitoring", or "evalframe" (3.11 only, opt-in: a PEP 523 frame evaluation function,
+    "monitoring", or "evalframe" (3.11 and 3.12, opt-in: a PEP 523 frame evaluation function,
     cheaper per call, no C calls; see native/ttpy.c).  Raises RuntimeError when the C
     extension is missing or tracing is installed already, ValueError for a hook this
     interpreter does not have.
