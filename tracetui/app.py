@@ -21,8 +21,8 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from tracetui.core.errors import TraceError
+from tracetui.core.model.layout import DEFAULT_HISTORY
 from tracetui.screens.main import MainScreen
-from tracetui.widgets.live_view import DEFAULT_HISTORY
 
 if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient

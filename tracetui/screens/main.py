@@ -32,10 +32,10 @@ from tracetui.core.client.state import (
     NamespaceState,
 )
 from tracetui.core.errors import TraceError
+from tracetui.core.model.layout import DEFAULT_HISTORY
 from tracetui.screens.actions import BINDINGS, PALETTE
 from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
 from tracetui.widgets.channel_pane import ChannelPane
-from tracetui.widgets.live_view import DEFAULT_HISTORY, LiveView, LiveViewPane
 from tracetui.widgets.markers_pane import MarkersPane
 from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import TracePane
@@ -45,8 +45,17 @@ if TYPE_CHECKING:
     from tracetui.core.client import AsyncClient
     from tracetui.core.trace.index import TraceIndex
     from tracetui.screens.explorer import ExplorerPane, ExplorerScreen
+    from tracetui.widgets.live_view import LiveView, LiveViewPane
 
 DETAILS = "details"
+
+
+def _live_pane_class() -> type[LiveViewPane]:
+    """LiveViewPane, imported when a live view is first needed: the live view's module (its
+    client, packet reader and call tree) would otherwise cost the console's first frame."""
+    from tracetui.widgets.live_view import LiveViewPane
+
+    return LiveViewPane
 
 
 def live_tab_id(path: str) -> str:
@@ -239,7 +248,7 @@ class MainScreen(Screen[None]):
         if not active or active == DETAILS:
             return None
         try:
-            return self.query_one(f"#{active}-pane", LiveViewPane)
+            return self.query_one(f"#{active}-pane", _live_pane_class())
         except NoMatches:  # a tab being removed has no pane any more
             return None
 
@@ -512,7 +521,7 @@ class MainScreen(Screen[None]):
     @property
     def live_paths(self) -> list[str]:
         """Channels with an open live view, in tab order."""
-        return [p.channel for p in self.query(LiveViewPane)]
+        return [p.channel for p in self.query(_live_pane_class())]
 
     def open_live(self, path: str, *, activate: bool = True) -> LiveViewPane:
         """Open (or show) the live view of channel PATH."""
@@ -521,8 +530,8 @@ class MainScreen(Screen[None]):
         if existing:
             if activate:
                 self.tabs.active = tab_id
-            return self.query_one(f"#{tab_id}-pane", LiveViewPane)
-        pane = LiveViewPane(path, history=self.history, id=f"{tab_id}-pane")
+            return self.query_one(f"#{tab_id}-pane", _live_pane_class())
+        pane = _live_pane_class()(path, history=self.history, id=f"{tab_id}-pane")
         adding = self.tabs.add_pane(TabPane(f"live {path}", pane, id=tab_id))
         self._adding.append(adding)
         if activate:
@@ -653,7 +662,7 @@ class MainScreen(Screen[None]):
                 absolute_time=p.view.absolute_time,
                 remote=self.remote_views.get(p.channel, ""),
             )
-            for p in self.query(LiveViewPane)
+            for p in self.query(_live_pane_class())
         ]
 
     def _focus_name(self) -> str:
@@ -810,7 +819,7 @@ class MainScreen(Screen[None]):
             pane.view.search_text = v.search
         await self.views_mounted()
         for v in layout.views:
-            for pane in self.query(f"#{live_tab_id(v.channel)}-pane").results(LiveViewPane):
+            for pane in self.query(f"#{live_tab_id(v.channel)}-pane").results(_live_pane_class()):
                 pane.update_status()
         if layout.selected:
             self.trace_tree.select_path(layout.selected)
@@ -818,7 +827,7 @@ class MainScreen(Screen[None]):
             channel = layout.focus.removeprefix("view:")
             if channel in self.live_paths:
                 self.tabs.active = live_tab_id(channel)
-                pane = self.query_one(f"#{live_tab_id(channel)}-pane", LiveViewPane)
+                pane = self.query_one(f"#{live_tab_id(channel)}-pane", _live_pane_class())
                 self.call_after_refresh(pane.view.focus)
         else:
             self.tabs.active = DETAILS

@@ -59,11 +59,11 @@ from textual.widgets import Input, Static
 
 from tracetui.core.model.clock import TraceClock, relative, time_of_day
 from tracetui.core.model.formats import MarkerFormat
+from tracetui.core.model.layout import DEFAULT_HISTORY
 from tracetui.core.trace.packets import Item, Loss
 from tracetui.widgets.call_tree import LOG_EVENT, TREE_EVENTS, CallTreeState, log_text, tree_text
 from tracetui.widgets.wrap import lines_per_row, row_part
 
-DEFAULT_HISTORY = 100_000
 DRAIN_INTERVAL_S = 0.05
 # Batches waiting for the next drain; more than this means the UI is not keeping up.
 MAX_PENDING_BATCHES = 512
