@@ -27,20 +27,18 @@ and the ratios ``scan_vs_bt2_counter`` (target 3), ``filter_vs_bt2_counter`` (ta
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_export import build_trace, export_once, run_cmd
+from bench_export import export_once, prepared_trace, run_cmd, trace_arguments
 
 from tracetui.core.model.predicate import EventFilter
 from tracetui.core.trace.export import export_perfetto
@@ -106,19 +104,9 @@ def timed(fn: Any) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=300_000)
-    ap.add_argument("--run", type=int, default=8, help="events per buffer switch")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=16, help="threads of the bench_str events")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--keep", metavar="DIR", help="write the trace here and keep it")
-    args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="tracetui-bench-explore-")
-    path = args.keep or os.path.join(tmp, "trace")
+    args = trace_arguments(__doc__ or "", 300_000)
+    tmp, path = prepared_trace(args, "explore")
     try:
-        if not os.path.exists(os.path.join(path, "metadata")):
-            build_trace(path, args.events, args.run, args.threads)
         size = sum(e.stat().st_size for e in os.scandir(path))
         res: dict[str, Any] = {"trace_mib": size / 2**20}
 

@@ -96,20 +96,31 @@ def run_cmd(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=1_000_000)
+def trace_arguments(doc: str, events: int) -> argparse.Namespace:
+    """The options of the benchmarks that read a trace written by ``build_trace``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--events", type=int, default=events)
     ap.add_argument("--run", type=int, default=8, help="events per buffer switch")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=16, help="threads of the bench_str events")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="write the trace here and keep it")
-    args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="tracetui-bench-export-")
+    return ap.parse_args()
+
+
+def prepared_trace(args: argparse.Namespace, name: str) -> tuple[str, str]:
+    """(a scratch directory, the trace): --keep's trace if it exists, else one built now."""
+    tmp = tempfile.mkdtemp(prefix=f"tracetui-bench-{name}-")
     path = args.keep or os.path.join(tmp, "trace")
+    if not os.path.exists(os.path.join(path, "metadata")):
+        build_trace(path, args.events, args.run, args.threads)
+    return tmp, path
+
+
+def main() -> int:
+    args = trace_arguments(__doc__ or "", 1_000_000)
+    tmp, path = prepared_trace(args, "export")
     try:
-        if not os.path.exists(os.path.join(path, "metadata")):
-            build_trace(path, args.events, args.run, args.threads)
         n = sum(1 for _ in open_trace(path))
         res: dict[str, Any] = {"events": n}
         out = os.path.join(tmp, "out")

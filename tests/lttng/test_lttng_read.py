@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.lttng_provider import build_provider
 
 from tracetui.core.trace.ctf import CTFTrace, EnumValue
 from tracetui.core.trace.metadata import TraceFormatError
 from tracetui.core.trace.traces import open_trace
 from tracetui.core.trace.tsdl import Enum, Int, Sequence, Variant, parse_tsdl, read_metadata_file
 
-HERE = Path(__file__).parent
 _PIDHOST = re.compile(r"^(\[[^\]]+\]) ([^ :]+):[^ ]+:\(\d+\) ")
 _STALE = re.compile(r'(_\w+_length) = 0, (\w+) = "[^"]*"')
 THREADS, PER_THREAD = 3, 300  # each iteration emits prov:ev and prov:tick
@@ -144,24 +144,7 @@ def _run(*cmd: str, env: dict[str, str]) -> None:
 def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _need()
     tmp = tmp_path_factory.mktemp("lttng")
-    prog = tmp / "prov"
-    r = subprocess.run(
-        [
-            "gcc",
-            "-O1",
-            f"-I{HERE}",
-            "-o",
-            str(prog),
-            str(HERE / "prov.c"),
-            "-llttng-ust",
-            "-ldl",
-            "-lpthread",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode:
-        pytest.skip(f"cannot build an lttng-ust provider: {r.stderr.strip().splitlines()[-1:]}")
+    prog = build_provider(tmp / "prov")
     home = tmp / "home"
     home.mkdir()
     env = {**os.environ, "LTTNG_HOME": str(home), "TZ": "UTC"}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonHandle, finish_daemon, start_daemon
+from helpers.lttng_provider import build_provider
 from test_relay import _free_ports
 
 from tracetui.core.client.live import LiveBatch
@@ -34,7 +35,6 @@ from tracetui.core.wire.lttng_live import LiveError, LiveUnreachable, parse_live
 
 RELAYD = shutil.which("lttng-relayd")
 BT2 = shutil.which("babeltrace2")
-HERE = Path(__file__).parent
 pytestmark = pytest.mark.skipif(RELAYD is None, reason="lttng-relayd is not installed")
 
 EMIT = (
@@ -412,25 +412,7 @@ def test_lttng_ust_live_session_is_listed_and_read(relayd: Relayd, tmp_path: Pat
     for tool in ("lttng", "lttng-sessiond", "gcc"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
-    lttng_dir = HERE.parent / "lttng"
-    prog = tmp_path / "prov"
-    r = subprocess.run(
-        [
-            "gcc",
-            "-O1",
-            f"-I{lttng_dir}",
-            "-o",
-            str(prog),
-            str(lttng_dir / "prov.c"),
-            "-llttng-ust",
-            "-ldl",
-            "-lpthread",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode:
-        pytest.skip(f"cannot build an lttng-ust provider: {r.stderr.strip().splitlines()[-1:]}")
+    prog = build_provider(tmp_path / "prov")
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "LTTNG_HOME": str(home)}
