@@ -24,6 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Protocol
 
 from tracetui.core.client.connection import _ANC_SIZE, Client
 from tracetui.core.errors import TraceError
@@ -198,29 +199,59 @@ class LiveWatch(Client):
         return LiveBatch(self.path, cpu, events, self.dropped, errors, items)
 
 
-async def watch(
-    path: str, runtime_dir: str | os.PathLike[str] | None = None, queue: int = QUEUE_BATCHES
+class _Watch(Protocol):
+    """What ``bridge`` needs of a watcher thread (LiveWatch, RemoteWatch)."""
+
+    local_dropped: int
+
+    @property
+    def dropped(self) -> int: ...
+
+    def start(self) -> object: ...
+
+    def close(self) -> None: ...
+
+
+async def bridge(
+    open_watch: Callable[[Callable[[LiveBatch], None], Callable[..., None]], _Watch],
+    queue: int = QUEUE_BATCHES,
 ) -> AsyncIterator[LiveBatch]:
-    """Async iterator of live batches of ``trace/channel`` (for the console)."""
+    """The asyncio face of a watcher thread: one loop wake-up per batch, at most QUEUE batches
+    waiting (more are counted in ``dropped_batches``, never waited for); ends when the watcher
+    calls its end callback, raising the watcher's ``failure`` if it has one."""
     loop = asyncio.get_running_loop()
-    q: asyncio.Queue[LiveBatch] = asyncio.Queue(queue)
-    lw: LiveWatch | None = None
+    q: asyncio.Queue[LiveBatch | None] = asyncio.Queue()  # bounded by put(); the end always fits
+    w: _Watch | None = None
 
     def put(batch: LiveBatch) -> None:
-        if q.full():
-            assert lw is not None
-            lw.local_dropped += 1  # the consumer fell behind: counted, not waited for
+        if q.qsize() >= queue:
+            assert w is not None
+            w.local_dropped += 1  # the consumer fell behind: counted, not waited for
             return
-        batch.dropped_batches = lw.dropped if lw is not None else 0
+        batch.dropped_batches = w.dropped if w is not None else 0
         q.put_nowait(batch)
 
     def on_batch(batch: LiveBatch) -> None:
         loop.call_soon_threadsafe(put, batch)
 
-    lw = await asyncio.to_thread(LiveWatch, path, on_batch, runtime_dir)
-    lw.start()
+    def on_end(*_: object) -> None:
+        loop.call_soon_threadsafe(q.put_nowait, None)
+
+    w = watcher = await asyncio.to_thread(open_watch, on_batch, on_end)
+    watcher.start()
     try:
-        while True:
-            yield await q.get()
+        while (batch := await q.get()) is not None:
+            yield batch
+        failure = getattr(watcher, "failure", None)
+        if failure is not None:
+            raise failure
     finally:
-        await asyncio.to_thread(lw.close)
+        await asyncio.to_thread(watcher.close)
+
+
+async def watch(
+    path: str, runtime_dir: str | os.PathLike[str] | None = None, queue: int = QUEUE_BATCHES
+) -> AsyncIterator[LiveBatch]:
+    """Async iterator of live batches of ``trace/channel`` (for the console)."""
+    async for batch in bridge(lambda on_batch, _end: LiveWatch(path, on_batch, runtime_dir), queue):
+        yield batch

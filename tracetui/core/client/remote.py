@@ -26,7 +26,6 @@ hang up once read) or on ``close()``; an error on the way is kept in ``error`` (
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import errno
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from tracetui.core.client.live import LiveBatch
+from tracetui.core.client.live import QUEUE_BATCHES, LiveBatch, bridge
 from tracetui.core.model.packet import PACKET_HEADER, PACKET_HEADER_SIZE
 from tracetui.core.trace.ctf import CTFTrace, _Sub
 from tracetui.core.trace.metadata import TraceFormatError, parse_metadata, parse_stream_file_name
@@ -67,7 +66,6 @@ _TSC = attrgetter("tsc")
 _TRACETUI = re.compile(rb'tracer_name\s*=\s*"tracetui"\s*;')
 POLL_S = 0.01  # how long the reader waits when no stream had a packet
 NEW_STREAMS_S = 0.2  # how often sessions with no data stream are asked for new ones
-QUEUE_BATCHES = 1024
 
 
 def _url(url: str | LiveUrl) -> LiveUrl:
@@ -411,35 +409,11 @@ async def watch_remote(
 
     Raises LiveError (one sentence) when the relayd or the session cannot be read.
     """
-    loop = asyncio.get_running_loop()
-    q: asyncio.Queue[LiveBatch | None] = asyncio.Queue()  # bounded by put(); the end always fits
-    rw: RemoteWatch | None = None
-
-    def put(batch: LiveBatch) -> None:
-        if q.qsize() >= queue:
-            assert rw is not None
-            rw.local_dropped += 1  # the consumer fell behind: counted, not waited for
-            return
-        batch.dropped_batches = rw.dropped if rw is not None else 0
-        q.put_nowait(batch)
-
-    def end(_: RemoteWatch) -> None:
-        loop.call_soon_threadsafe(q.put_nowait, None)
-
-    def on_batch(batch: LiveBatch) -> None:
-        loop.call_soon_threadsafe(put, batch)
-
-    w = rw = await asyncio.to_thread(
-        RemoteWatch, url, on_batch, on_end=end, from_beginning=from_beginning
+    watching = bridge(
+        lambda on_batch, on_end: RemoteWatch(
+            url, on_batch, on_end=on_end, from_beginning=from_beginning
+        ),
+        queue,
     )
-    w.start()
-    try:
-        while True:
-            b = await q.get()
-            if b is None:
-                if w.failure is not None:
-                    raise w.failure
-                return
-            yield b
-    finally:
-        await asyncio.to_thread(w.close)
+    async for batch in watching:
+        yield batch

@@ -36,7 +36,12 @@ import struct
 from dataclasses import dataclass
 
 from tracetui.core.errors import TraceError
-from tracetui.core.wire.relayd import HOST_NAME_MAX, NAME_MAX, PATH_MAX  # lttng-tools ABI sizes
+from tracetui.core.wire.relayd import (  # lttng-tools ABI sizes, the version rule
+    HOST_NAME_MAX,
+    NAME_MAX,
+    PATH_MAX,
+    agreed_minor,
+)
 
 __all__ = [
     "LIVE_PORT",
@@ -270,14 +275,8 @@ class LiveClient:
                     f"(it does not speak the live protocol {MAJOR}.{MINOR}?): {e}"
                 ) from None
             self.relayd_version = (major, minor)
-            if major != MAJOR:
-                raise LiveError(
-                    f"relayd at {where} speaks live protocol {major}.{minor}, incompatible "
-                    f"with this viewer's {MAJOR}.{MINOR} (majors differ)"
-                )
-            self.minor = min(minor, MINOR)
-            if self.minor < 4:
-                raise LiveError(f"relayd at {where} speaks live protocol 2.{minor}, before 2.4")
+            what = f"relayd at {where} (live)"
+            self.minor = agreed_minor((major, minor), (MAJOR, MINOR), what, LiveError)
             self.viewer_session_id = sid
         except BaseException:
             self.close()

@@ -73,6 +73,24 @@ class RelaydError(Exception):
     """One sentence saying what went wrong with the relayd (refused, incompatible, protocol)."""
 
 
+def agreed_minor(
+    theirs: tuple[int, int], ours: tuple[int, int], what: str, error: type[Exception]
+) -> int:
+    """The minor both sides use (the lower) after relayd's VERSION answer THEIRS; ERROR (one
+    sentence naming WHAT: "relayd at HOST speaks ...") when the majors differ or the lower
+    minor is older than 2.4, the oldest both relayd protocols here speak."""
+    (major, minor), (our_major, our_minor) = theirs, ours
+    if major != our_major:
+        raise error(
+            f"{what} speaks protocol {major}.{minor}, incompatible with this client's "
+            f"{our_major}.{our_minor} (majors differ)"
+        )
+    agreed = min(minor, our_minor)
+    if agreed < 4:
+        raise error(f"{what} speaks protocol 2.{minor}, before 2.4")
+    return agreed
+
+
 @dataclass(frozen=True)
 class RelayUrl:
     host: str
@@ -160,16 +178,8 @@ class RelaydClient:
             major, minor = _VERSION.unpack(
                 self._command(VERSION, _VERSION.pack(MAJOR, MINOR), _VERSION.size)
             )
-            if major != MAJOR:
-                raise RelaydError(
-                    f"relayd at {self.url.host} speaks protocol {major}.{minor}, "
-                    f"incompatible with this client's {MAJOR}.{MINOR} (majors differ)"
-                )
-            self.minor = min(minor, MINOR)
-            if self.minor < 4:
-                raise RelaydError(
-                    f"relayd at {self.url.host} speaks protocol 2.{minor}, too old for live (2.4+)"
-                )
+            where = f"relayd at {self.url.host}"
+            self.minor = agreed_minor((major, minor), (MAJOR, MINOR), where, RelaydError)
             self.data = self._connect(self.url.data_port, "data")
         except BaseException:
             self.close()
