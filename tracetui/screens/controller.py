@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracetui.core import layout as layouts
 from tracetui.core.client.state import ChannelStats, NamespaceState, read_state, read_stats
 from tracetui.core.errors import TraceError
 
 if TYPE_CHECKING:
+    from tracetui.core import layout as layouts
     from tracetui.core.client import AsyncClient
     from tracetui.widgets.live_view import LiveView
 
@@ -220,6 +220,8 @@ class Controller:
         history: int,
         explorers: Sequence[layouts.ExplorerLayout] = (),
     ) -> Path | None:
+        from tracetui.core import layout as layouts
+
         client = self.connected()
         if client is None:
             return None
@@ -237,6 +239,8 @@ class Controller:
 
     async def plan_layout(self, name_or_path: str) -> tuple[Path, layouts.Plan] | None:
         """Validate the whole file and compare it with the daemon; None after saying why not."""
+        from tracetui.core import layout as layouts
+
         client = self.connected()
         if client is None:
             return None
@@ -253,6 +257,8 @@ class Controller:
         self, plan: layouts.Plan, resolutions: dict[str, layouts.Resolution]
     ) -> list[str] | None:
         """Create the layout's traces; None (after saying why) if the daemon refused."""
+        from tracetui.core import layout as layouts
+
         client = self.connected()
         if client is None:
             return None

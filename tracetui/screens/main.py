@@ -26,7 +26,6 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker
 
-from tracetui.core import layout as layouts
 from tracetui.core.client.state import (
     ChannelStats,
     NamespaceState,
@@ -42,6 +41,7 @@ from tracetui.widgets.trace_pane import TracePane
 from tracetui.widgets.trace_tree import MARKERS, TraceTree
 
 if TYPE_CHECKING:
+    from tracetui.core import layout as layouts
     from tracetui.core.client import AsyncClient
     from tracetui.core.trace.index import TraceIndex
     from tracetui.screens.explorer import ExplorerPane, ExplorerScreen
@@ -642,6 +642,8 @@ class MainScreen(Screen[None]):
         return pane
 
     def _explorers(self) -> list[layouts.ExplorerLayout]:
+        from tracetui.core import layout as layouts
+
         if self._explorer is None:
             return []
         return [
@@ -652,6 +654,8 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ layouts
 
     def _views(self) -> list[layouts.ViewLayout]:
+        from tracetui.core import layout as layouts
+
         return [
             layouts.ViewLayout(
                 channel=p.channel,
@@ -670,6 +674,7 @@ class MainScreen(Screen[None]):
         return f"view:{live.channel}" if live is not None else "tree"
 
     def action_save_layout(self) -> None:
+        from tracetui.core import layout as layouts
         from tracetui.screens.name_dialog import NameDialog
 
         async def done(name: str | None) -> None:
@@ -718,6 +723,7 @@ class MainScreen(Screen[None]):
         )
 
     def action_load_layout(self) -> None:
+        from tracetui.core import layout as layouts
         from tracetui.screens.name_dialog import NameDialog
 
         async def done(name: str | None) -> None:
@@ -736,6 +742,7 @@ class MainScreen(Screen[None]):
 
     async def load_layout(self, name_or_path: str) -> bool:
         """Validate the whole file, then ask about conflicts, then recreate and reopen."""
+
         from tracetui.screens.conflict_dialog import ConflictDialog
 
         planned = await self.controller.plan_layout(name_or_path)
