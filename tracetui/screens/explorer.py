@@ -214,7 +214,7 @@ class EventList(ScrollView, can_focus=True):
                 self.call_later(self.on_resize)
         if self.rows.row_count * self._lpr != self.virtual_size.height:
             self.call_later(self.refresh_size)  # estimates became exact
-        return row_part(Strip([Segment(text, style)]), width, part, style)
+        return row_part(Strip([Segment(text, style)]), width, part, style, self._lpr)
 
 
 class ExplorerPane(Vertical):

@@ -613,7 +613,7 @@ class LiveView(ScrollView, can_focus=True):
         strip = self._strip(index)
         fill = st.base + st.match if self._match_abs == self._view.base + index else st.base
         if self._lpr > 1:
-            return row_part(strip, width, part, fill)
+            return row_part(strip, width, part, fill, self._lpr)
         return strip.crop_extend(scroll_x, scroll_x + width, fill)
 
 
