@@ -6,7 +6,8 @@ it writes to the trace directory (and the metadata, with its later appends) to a
 bounded queue so the consumer never waits for the network.  The relayd sees a session named
 after the trace from this host (``TRACETUI_HOSTNAME``, else the host's name), with a live timer
 so babeltrace2 and Trace Compass can attach live (``net://HOST/host/HOSTNAME/TRACE``), and one
-stream per stream file (channel and CPU).
+stream per stream file (channel and CPU), written by relayd under
+``OUTPUT/HOSTNAME/TRACE-YYYYMMDD-HHMMSS/`` (one directory per session, as LTTng's).
 
 Sessions follow the recording, as lttng-consumerd's do.  When the trace's output opens (start,
 or ``relay`` written while it runs) the recorder calls ``begin`` with every per-CPU stream of
@@ -30,8 +31,8 @@ timestamp_end T (after every packet queued before it), so a viewer that merges s
 Bounds.  The queue holds at most ``QUEUE_BYTES`` (64 MiB) of packets; a packet that does not
 fit is dropped and counted (``packets_lost``), so a slow or unreachable relayd costs packets on
 the relayd's side, never the local trace or a writer's time.  A relayd that goes away is
-reconnected to every ``RETRY_S`` with a new session of the same name (relayd keeps the earlier
-one's files); the packet being sent when it broke is counted lost, what was queued goes to the
+reconnected to every ``RETRY_S`` with a new session of the same name (in a directory of its
+own); the packet being sent when it broke is counted lost, what was queued goes to the
 new session.
 
 relayd's protocol has neither authentication nor encryption: carry it over an SSH tunnel
@@ -120,6 +121,7 @@ class RelayStreamer:
         self._queued_bytes = 0
         self._begun = False  # the consumer's side: a session is wanted (output open)
         self._streams: tuple[str, ...] = ()  # the streams announced at a session's start
+        self._paths: set[str] = set()  # the relayd paths this streamer's sessions used
         self._cv = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"relay-{trace}", daemon=True)
@@ -283,7 +285,7 @@ class RelayStreamer:
         try:
             host = hostname()
             client.create_session(self.trace, host, LIVE_TIMER_US)
-            path = f"{host}/{self.trace}"
+            path = self._session_path(host)
             sess = _Session(client, path, client.add_stream("metadata", path))
             # The metadata before any stream's data: a viewer that attaches reads it first.
             sess.meta_sent = self._send_metadata(sess)
@@ -298,6 +300,19 @@ class RelayStreamer:
             self.state, self.error = "connected", ""
         log(f"trace '{self.trace}': streaming to relayd {self.url} as {path}")
         return sess
+
+    def _session_path(self, host: str) -> str:
+        """``HOST/TRACE-YYYYMMDD-HHMMSS`` (``-N`` after it for a second session within the
+        same second), as lttng-sessiond names a session's directory: relayd truncates the
+        files of a path it is given again, so each session (a recording run, a reconnect)
+        needs a path of its own to keep the earlier ones' files."""
+        base = f"{host}/{self.trace}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, n = base, 1
+        while path in self._paths:
+            n += 1
+            path = f"{base}-{n}"
+        self._paths.add(path)
+        return path
 
     def _announce(self, sess: _Session, streams: Iterable[str]) -> None:
         """Add the streams the session does not have yet, then say streams-sent."""

@@ -23,8 +23,9 @@ writes the index when both have arrived, which is when live viewers see the pack
 with packet_size 0 is a live beacon (a stream with nothing new is still at timestamp T).  Close
 stream ends a stream after its last net_seq_num; data pending says whether relayd has received
 a stream's data and indexes up to its last net_seq_num (asked before closing a session: relayd
-hangs its viewers up once the producer's connection is closed and they have read what arrived).  The protocol has neither authentication nor
-encryption.
+hangs its viewers up once the producer's connection is closed and they have read what arrived);
+relayd 2.13 takes a stream's beacons only once it has had a packet.  The protocol has neither
+authentication nor encryption.
 """
 
 from __future__ import annotations
