@@ -702,7 +702,9 @@ def test_stop_ends_the_relay_session_and_brief_runs_reach_the_relayd(
 ) -> None:
     """Each recording run is one relay session, closed by `start 0` (the relay file stays):
     the session leaves relayd's live listing, and a run of a few milliseconds is on the
-    relayd's disk whole, every per-CPU stream included."""
+    relayd's disk whole, every per-CPU stream included.  In the second run (buffers written
+    before, so the ring makes no empty first packets) babeltrace2 live shows the events of a
+    writer on one CPU while the session runs: it does not wait on the quiet CPUs' streams."""
     assert BT2 is not None
     h = hosts["hostC"]
     start_streaming(h, "brief", relayd, tmp_path / "local-brief")
@@ -711,7 +713,10 @@ def test_stop_ends_the_relay_session_and_brief_runs_reach_the_relayd(
         if i > 1:
             h.client.write("brief/start", "1")
         wait_sessions(relayd, {("hostC", "brief")}, streams=1 + len(CPUS))
-        emit_on_every_cpu(h, tag, n)
+        if i == 1:
+            emit_on_every_cpu(h, tag, n)
+        else:
+            _live_while_running(relayd, h, tag, n)
         stop_streaming(h, "brief")
         s = wait_relay_closed(h, "brief", sessions=i)
         assert s["packets_lost"] == 0 and s["reconnects"] == 0 and s["error"] == "", s
@@ -734,3 +739,45 @@ def test_stop_ends_the_relay_session_and_brief_runs_reach_the_relayd(
     for tag, n in runs.items():
         assert ks_of([ln for ln in lines if f'host = "{tag}"' in ln]) == list(range(n)), tag
     assert len(lines) == sum(runs.values())
+
+
+def _live_while_running(relayd: Relayd, h: DaemonHandle, tag: str, n: int) -> None:
+    """babeltrace2 live prints N events of one CPU's writer before the session ends."""
+    assert BT2 is not None
+    stdbuf = shutil.which("stdbuf")
+    if stdbuf is None:
+        pytest.skip("stdbuf (coreutils) is not installed")
+    bt = subprocess.Popen(
+        [stdbuf, "-oL", BT2, "--input-format=lttng-live",
+         f"{relayd.live_url}/host/hostC/brief", '--params=session-not-found-action="end"'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    seen: list[str] = []
+    got_all = threading.Event()
+
+    def read() -> None:
+        assert bt.stdout is not None
+        for ln in bt.stdout:
+            if " relay_ev:" in ln:
+                seen.append(ln.rstrip())
+                if len(seen) == n:
+                    got_all.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_clients(relayd, ("hostC", "brief"))
+        r = subprocess.run(
+            [sys.executable, "-c", EMIT_RANGE, str(CPUS[0]), tag, "0", str(n)],
+            env=h.env(), capture_output=True, text=True, timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        assert got_all.wait(15), f"babeltrace2 live showed {len(seen)} of {n} events"
+        stop_streaming(h, "brief")
+        assert bt.wait(20) == 0, bt.stderr.read() if bt.stderr else ""
+    finally:
+        if bt.poll() is None:
+            bt.kill()
+            bt.wait()
+    reader.join(5)
+    assert ks_of(seen) == list(range(n))

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tracetui.core.daemon.log import log
-from tracetui.core.model.packet import PacketHeader
+from tracetui.core.model.packet import PACKET_HEADER, PACKET_HEADER_SIZE, PacketHeader
 from tracetui.core.trace.metadata import parse_stream_file_name
 from tracetui.core.wire.relayd import RelaydClient, RelaydError, RelayUrl
 
@@ -122,6 +122,7 @@ class RelayStreamer:
         self._begun = False  # the consumer's side: a session is wanted (output open)
         self._streams: tuple[str, ...] = ()  # the streams announced at a session's start
         self._paths: set[str] = set()  # the relayd paths this streamer's sessions used
+        self._last_header: dict[str, bytes] = {}  # stream -> its last packet's header (thread)
         self._cv = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"relay-{trace}", daemon=True)
@@ -290,6 +291,9 @@ class RelayStreamer:
             # The metadata before any stream's data: a viewer that attaches reads it first.
             sess.meta_sent = self._send_metadata(sess)
             self._announce(sess, streams)
+            for stream in sess.handles:
+                if stream in self._last_header:
+                    self._send_empty(sess, stream)
         except BaseException:
             client.close()
             raise
@@ -348,11 +352,36 @@ class RelayStreamer:
             packet_seq_num=hdr.packet_seq_num,
         )
         sess.stream_ids[p.stream] = (hdr.stream_id, hdr.cpu_id)
+        self._last_header[p.stream] = p.data[:PACKET_HEADER_SIZE]
         sess.known_ts[p.stream] = max(sess.known_ts.get(p.stream, 0), hdr.timestamp_end)
         with self._cv:
             self.packets_sent += 1
             self.bytes_sent += len(p.data)
             self._queued_bytes -= len(p.data)
+
+    def _send_empty(self, sess: _Session, stream: str) -> None:
+        """A header-only packet repeating the stream's last one (same sequence number and
+        discarded count, no events, at its end time) as a new session's first packet of a
+        stream the ring buffer already wrote to: relayd 2.13 takes beacons only for a stream
+        that had a packet, and the buffer makes no empty one after its first (a trace started
+        again, a relayd reconnected to)."""
+        f = list(PACKET_HEADER.unpack(self._last_header[stream]))
+        f[3] = f[4]  # timestamp_begin = timestamp_end
+        f[5] = f[6] = PACKET_HEADER_SIZE * 8  # content and packet sizes, in bits
+        sess.client.send_packet(
+            sess.handles[stream],
+            PACKET_HEADER.pack(*f),
+            packet_size_bits=f[6],
+            content_size_bits=f[5],
+            timestamp_begin=f[3],
+            timestamp_end=f[4],
+            events_discarded=f[8],
+            stream_id=f[2],
+            stream_instance_id=f[9],
+            packet_seq_num=f[7],
+        )
+        sess.stream_ids[stream] = (f[2], f[9])
+        sess.known_ts[stream] = max(sess.known_ts.get(stream, 0), f[4])
 
     def _beacons(self, sess: _Session, quiet: dict[str, int]) -> None:
         """An index of size 0 for each stream found empty since its last packet or beacon."""
