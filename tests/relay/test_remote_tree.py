@@ -139,3 +139,14 @@ async def test_the_palettes_relayd_joins_the_tree(relayd: Relayd) -> None:
         assert isinstance(remote.answers[relayd.live_url], list)
         if isinstance(app.screen, NameDialog):
             app.screen.dismiss(None)
+
+
+def test_a_layout_keeps_the_trees_relayds() -> None:
+    from tracetui.core.model.layout import Layout, LayoutError, dumps, loads
+
+    saved = Layout(relays=("net://relay-a:5344", "net://[::1]:7000"))
+    text = dumps(saved)
+    assert "relays = [" in text and "net://relay-a:5344" in text
+    assert loads(text) == saved
+    with pytest.raises(LayoutError, match="not net://HOST"):
+        loads(text.replace("net://relay-a:5344", "net://relay-a/host/h/s"))

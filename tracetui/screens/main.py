@@ -735,6 +735,7 @@ class MainScreen(Screen[None]):
             focus=self._focus_name(),
             history=self.history,
             explorers=self._explorers(),
+            relays=self.trace_tree.remote.addresses,
         )
 
     def action_load_layout(self) -> None:
@@ -820,6 +821,11 @@ class MainScreen(Screen[None]):
             )
         layout = plan.layout
         self.history = layout.history
+        if layout.relays:
+            from tracetui.screens.remote import add_relay
+
+            for url in layout.relays:
+                add_relay(self, url)
         for v in layout.views:
             if v.remote:
                 from tracetui.screens.remote import open_remote_view
