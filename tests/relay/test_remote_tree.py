@@ -116,6 +116,14 @@ async def test_remote_node_lists_hosts_and_sessions_and_opens_them(
         assert not relay_node.children and "0 sessions" in str(relay_node.label)
         screen.action_close_live()
         await pilot.pause(0.2)
+        # d forgets a relayd (the refused one here); the last one takes the remote node along.
+        tree.focus()
+        assert tree.select_path(PREFIX + refused)
+        assert await _until(pilot, lambda: tree.cursor_node is bad)
+        await pilot.press("d")
+        assert await _until(pilot, lambda: remote.addresses == [relayd.live_url])
+        screen.trace_tree.remote.forget(relayd.live_url)
+        assert remote.node is None and not remote.addresses
 
 
 async def test_the_palettes_relayd_joins_the_tree(relayd: Relayd) -> None:

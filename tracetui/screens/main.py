@@ -37,6 +37,7 @@ from tracetui.screens.actions import BINDINGS, PALETTE
 from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
 from tracetui.widgets.channel_pane import ChannelPane
 from tracetui.widgets.markers_pane import MarkersPane
+from tracetui.widgets.remote_tree import PREFIX as REMOTE_PREFIX
 from tracetui.widgets.remote_tree import session_url
 from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import TracePane
@@ -351,6 +352,11 @@ class MainScreen(Screen[None]):
         path = self.trace_tree.selected_path
         if not path or path == MARKERS:
             self.notify("Select a trace or a channel to delete.", severity="warning")
+            return
+        if path.startswith(REMOTE_PREFIX):
+            from tracetui.screens.remote import delete_remote
+
+            delete_remote(self, path)
             return
         what = f"channel {path}" if "/" in path else f"trace {path} and its channels"
 

@@ -23,13 +23,13 @@ from tracetui.core.client.remote import list_sessions
 from tracetui.core.wire.lttng_live import LiveError, SessionInfo, parse_live_url
 from tracetui.screens.name_dialog import NameDialog
 from tracetui.widgets.live_view import LiveViewPane
-from tracetui.widgets.remote_tree import relay_address, session_url
+from tracetui.widgets.remote_tree import PREFIX, relay_address, session_url
 from tracetui.widgets.remote_view import feed_remote, view_name
 
 if TYPE_CHECKING:
     from tracetui.screens.main import MainScreen
 
-__all__ = ["add_relay", "open_remote", "open_remote_view", "open_tree_session"]
+__all__ = ["add_relay", "delete_remote", "open_remote", "open_remote_view", "open_tree_session"]
 
 POLL_S = 2.0  # how often the tree's relayds are listed again
 LIST_TIMEOUT_S = 1.5  # a relayd that does not answer a listing within this is "unreachable"
@@ -71,6 +71,24 @@ def _list(screen: MainScreen, address: str) -> None:
         remote.show(address, answer)
 
     screen.run_worker(listing(), group="relay-list")
+
+
+def delete_remote(screen: MainScreen, data: str) -> bool:
+    """``d`` on the tree's remote nodes: a relayd is forgotten (no longer listed, nor saved in
+    layouts); the rest is read-only.  False when DATA is not a remote node's."""
+    if not data.startswith(PREFIX):
+        return False
+    remote = screen.trace_tree.remote
+    address = data.removeprefix(PREFIX)
+    if address in remote.relays:
+        remote.forget(address)
+        screen.notify(f"relayd {address} is no longer listed.")
+    else:
+        screen.notify(
+            "Remote sessions are read-only: d on a relayd's node stops listing it.",
+            severity="warning",
+        )
+    return True
 
 
 def open_tree_session(screen: MainScreen, data: str | None) -> bool:

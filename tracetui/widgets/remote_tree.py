@@ -14,7 +14,8 @@ remote view)::
 
 A relayd that refuses or cannot be reached is one line: its address and the sentence.  Nodes
 are updated in place (cursor and expansion survive the refreshes).  A session's node data is
-``remote:`` + its live URL (:func:`session_url` reads it back); selecting it opens its live
+``remote:`` + its live URL (:func:`session_url` reads it back; the remote node's is
+``remote:``); selecting it opens its live
 view (screens/remote.py), read-only like every remote view.  The tree never waits for a relayd:
 screens/remote.py lists them from worker threads and hands the answers to :meth:`show`.
 """
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PREFIX", "REMOTE", "RemoteNode", "relay_address", "session_url"]
 
-REMOTE = "remote"  # the data of the "remote" node
+# Node data: never a trace's name (names have no ':').
+REMOTE = "remote:"  # the data of the "remote" node
 PREFIX = "remote:"  # the data of the nodes below it: PREFIX + a live URL
 
 
@@ -83,7 +85,7 @@ class RemoteNode:
         if address in self.relays:
             return False
         if self.node is None:
-            self.node = self.tree.root.add(REMOTE, data=REMOTE, expand=True)
+            self.node = self.tree.root.add("remote", data=REMOTE, expand=True)
         self.relays[address] = self.node.add(
             self._relay_label(address, None), data=PREFIX + address, expand=True
         )
@@ -148,3 +150,19 @@ class RemoteNode:
         return self._sessions.get(url) or self.relays.get(url) or next(
             (n for (a, h), n in self._hosts.items() if f"{a}/host/{h}" == url), None
         )
+
+    def forget(self, address: str) -> bool:
+        """Stop showing relayd ADDRESS (and the remote node with the last one)."""
+        node = self.relays.pop(address, None)
+        if node is None:
+            return False
+        for url in [u for u in self._sessions if u.startswith(address + "/")]:
+            del self._sessions[url]
+        for hkey in [k for k in self._hosts if k[0] == address]:
+            del self._hosts[hkey]
+        self.answers.pop(address, None)
+        node.remove()
+        if not self.relays and self.node is not None:
+            self.node.remove()
+            self.node = None
+        return True
