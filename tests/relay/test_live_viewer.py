@@ -708,15 +708,17 @@ def test_stop_ends_the_relay_session_and_brief_runs_reach_the_relayd(
     assert BT2 is not None
     h = hosts["hostC"]
     start_streaming(h, "brief", relayd, tmp_path / "local-brief")
-    runs = {"run1": 40, "run2": 60}
+    runs = {"run1": 40, "run2": 60, "run3": 30}
     for i, (tag, n) in enumerate(runs.items(), 1):
         if i > 1:
             h.client.write("brief/start", "1")
         wait_sessions(relayd, {("hostC", "brief")}, streams=1 + len(CPUS))
         if i == 1:
             emit_on_every_cpu(h, tag, n)
-        else:
+        elif i == 2:
             _live_while_running(relayd, h, tag, n)
+        else:
+            _remote_watch_while_running(relayd, h, tag, n)
         stop_streaming(h, "brief")
         s = wait_relay_closed(h, "brief", sessions=i)
         assert s["packets_lost"] == 0 and s["reconnects"] == 0 and s["error"] == "", s
@@ -739,6 +741,29 @@ def test_stop_ends_the_relay_session_and_brief_runs_reach_the_relayd(
     for tag, n in runs.items():
         assert ks_of([ln for ln in lines if f'host = "{tag}"' in ln]) == list(range(n)), tag
     assert len(lines) == sum(runs.values())
+
+
+def _remote_watch_while_running(relayd: Relayd, h: DaemonHandle, tag: str, n: int) -> None:
+    """tracetui's viewer of a later run: the streams' first packets (header-only repeats of
+    the last ones) are no losses, and the N events arrive while the session runs."""
+    got: list[LiveBatch] = []
+    w = RemoteWatch(f"{relayd.live_url}/host/hostC/brief", got.append).start()
+    try:
+        wait_clients(relayd, ("hostC", "brief"))
+        r = subprocess.run(
+            [sys.executable, "-c", EMIT_RANGE, str(CPUS[-1]), tag, "0", str(n)],
+            env=h.env(), capture_output=True, text=True, timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 15
+        while sum(len(b.events) for b in got) < n:
+            assert time.monotonic() < deadline, (sum(len(b.events) for b in got), w.error)
+            time.sleep(0.05)
+    finally:
+        w.close()
+    assert sorted(e.fields["k"] for b in got for e in b.events) == list(range(n))
+    assert not [it for b in got for it in b.items if isinstance(it, Loss)]
+    assert not [m for b in got for m in b.errors]
 
 
 def _live_while_running(relayd: Relayd, h: DaemonHandle, tag: str, n: int) -> None:
