@@ -50,6 +50,7 @@ class TraceConsole(App[int]):
         live: dict[str, list[Any]] | None = None,
         rates: list[float] | None = None,
         stats: ChannelStats | None = None,
+        relays: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.runtime_dir = runtime_dir
@@ -63,7 +64,7 @@ class TraceConsole(App[int]):
         self.rates_fixture = rates
         self.stats_fixture = stats
         self.client: AsyncClient | None = None
-        self.main_screen = MainScreen(state=state, history=history)
+        self.main_screen = MainScreen(state=state, history=history, relays=relays)
 
     def on_mount(self) -> None:
         self.push_screen(self.main_screen)
@@ -160,6 +161,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--layout", metavar="NAME|PATH", help="restore a saved session layout")
     p.add_argument(
+        "--relay",
+        action="append",
+        default=[],
+        metavar="net://HOST[:PORT]",
+        help="list this lttng-relayd's live sessions in the tree (repeatable)",
+    )
+    p.add_argument(
         "--history",
         type=int,
         default=DEFAULT_HISTORY,
@@ -180,6 +188,14 @@ def main(args: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    for url in opts.relay:
+        from tracetui.core.wire.lttng_live import LiveError, parse_live_url
+
+        try:
+            parse_live_url(url)
+        except LiveError as e:
+            print(f"tracetui: --relay: {e}", file=sys.stderr)
+            return 1
     if opts.layout:
         # Validate the whole file before anything starts: a bad layout changes nothing.
         try:
@@ -205,7 +221,13 @@ def main(args: Sequence[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=open(Path(rd) / "demo.log", "ab"),  # noqa: SIM115 - owned by the child
             )
-        app = TraceConsole(runtime_dir=rd, layout=opts.layout, demo=opts.demo, history=opts.history)
+        app = TraceConsole(
+            runtime_dir=rd,
+            layout=opts.layout,
+            demo=opts.demo,
+            history=opts.history,
+            relays=opts.relay,
+        )
         app.run()
         return app.return_code or 0
     except TraceError as e:

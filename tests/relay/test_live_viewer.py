@@ -41,8 +41,13 @@ EMIT = (
     "from tracetui import probe\nm = probe.marker('relay_ev', 'host %s k %d')\n"
     "import sys\nfor k in range(int(sys.argv[2])): m(sys.argv[1], k)\n"
 )
-# The babeltrace2 round runs every writer on one CPU, so each session has one data stream.
-PIN = f"import os\nos.sched_setaffinity(0, {{{min(os.sched_getaffinity(0))}}})\n"
+# Writers pinned to each CPU in turn: every per-CPU stream of a session gets events.
+CPUS = sorted(os.sched_getaffinity(0))
+EMIT_RANGE = (
+    "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "from tracetui import probe\nm = probe.marker('relay_ev', 'host %s k %d')\n"
+    "for k in range(int(sys.argv[3]), int(sys.argv[4])): m(sys.argv[2], k)\n"
+)
 COUNTS = {"hostA": 300, "hostB": 500, "hostC": 700}
 
 
@@ -129,27 +134,37 @@ def start_streaming(h: DaemonHandle, trace: str, relayd: Relayd, local: Path) ->
 
 
 def stop_streaming(h: DaemonHandle, trace: str) -> None:
-    """Stop recording, then end the relay session (its viewers end once they read it all).
-
-    The relay session ends when the file is cleared, so first wait for the stop to complete
-    (the writer closes once every packet is in, and each was handed to the streamer)."""
+    """Stop recording: the relay session ends with the output (its viewers end once they
+    have read it all); the ``relay`` file stays as it is."""
     h.client.write(f"{trace}/start", "0")
-    deadline = time.monotonic() + 15
-    while trace in json.loads(h.client.read("recording"))["writers"]:
-        assert time.monotonic() < deadline, f"{trace} did not finish stopping"
-        time.sleep(0.02)
-    h.client.write(f"{trace}/relay", "")
 
 
-def emit(h: DaemonHandle, host: str, n: int, pin: bool = False) -> None:
+def emit(h: DaemonHandle, host: str, n: int) -> None:
     r = subprocess.run(
-        [sys.executable, "-c", (PIN if pin else "") + EMIT, host, str(n)],
+        [sys.executable, "-c", EMIT, host, str(n)],
         env=h.env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
+
+
+def emit_on_every_cpu(h: DaemonHandle, host: str, n: int) -> None:
+    """Events k = 0..N-1 of HOST, written by one process per CPU (each pinned to its CPU)."""
+    cuts = [n * i // len(CPUS) for i in range(len(CPUS) + 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EMIT_RANGE, str(cpu), host, str(a), str(b)],
+            env=h.env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for cpu, a, b in zip(CPUS, cuts, cuts[1:], strict=False)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
 
 
 def wait_sessions(
@@ -257,17 +272,15 @@ def test_babeltrace2_and_tracetui_watch_read_live_sessions(
 def _bt2_and_watch(relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Path) -> None:
     for host, h in hosts.items():
         start_streaming(h, "again", relayd, tmp_path / f"local-{host}")
-        emit(h, "warm", 1, pin=True)  # the session's one data stream exists before bt2 attaches
-    wait_sessions(relayd, {(host, "again") for host in COUNTS}, streams=2)
+    # Every per-CPU stream is announced at the session's start (1 metadata + one per CPU).
+    have = wait_sessions(relayd, {(host, "again") for host in COUNTS}, streams=2)
+    nstreams = {have[(host, "again")].streams for host in COUNTS}
+    assert len(nstreams) == 1 and nstreams.pop() >= 1 + len(CPUS), have
     env = hosts["hostA"].env()
     # One viewer per relay session (relayd's rule): bt2 on hostA, tracetui watch on B and C.
-    # bt2 2.0 attaches "from now" (only packets after it attached), ends a trace whose streams
-    # all hung up or that has none yet, and misses streams that appear later (a tracetui daemon
-    # announces a CPU's stream with its first packet); with several streams it also stalls
-    # behind a quiet one (tracetui's beacons carry that stream's last time, not the current
-    # one) and ends without the rest.  So: one CPU, one stream, created before bt2 attaches.
-    # With session-not-found-action=end it ends once the session closed (by default it waits
-    # for another session of that name for ever).
+    # bt2 2.0 attaches "from now" (only packets after it attached); with
+    # session-not-found-action=end it ends once the session closed (by default it waits for
+    # another session of that name for ever).
     bt = subprocess.Popen(
         [
             BT2,
@@ -314,7 +327,8 @@ def _bt2_and_watch(relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Pat
         for host in COUNTS:
             wait_clients(relayd, (host, "again"))
         for host, h in hosts.items():
-            emit(h, host, COUNTS[host], pin=True)
+            emit_on_every_cpu(h, host, COUNTS[host])
+        # `start 0` alone ends each relay session: the viewers end once they read it all.
         for h in hosts.values():
             stop_streaming(h, "again")
         outs = [p.communicate(timeout=30) for p in procs]
@@ -328,20 +342,33 @@ def _bt2_and_watch(relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Pat
     lines = [ln for ln in bt_out.splitlines() if " relay_ev:" in ln]
     assert ks_of(lines) == list(range(COUNTS["hostA"])), (bt_out[-500:], bt_err[-1500:])
     assert all('host = "hostA"' in ln for ln in lines)
+    # Several streams (one per CPU), merged by time by babeltrace2 live.
+    cpus = {ln.split("cpu_id = ")[1].split()[0] for ln in lines}
+    assert len(cpus) == len(CPUS), cpus
 
     assert tw_json.returncode == 0, j_err
     objs = [json.loads(ln) for ln in j_out.splitlines()]
     evs = [o for o in objs if o.get("name") == "relay_ev"]
-    assert [o["fields"] for o in evs if o["fields"]["host"] == "warm"] == [{"host": "warm", "k": 0}]
     ks = sorted(o["fields"]["k"] for o in evs if o["fields"]["host"] == "hostB")
     assert ks == list(range(COUNTS["hostB"])), j_err[-3000:]
-    assert len(evs) == COUNTS["hostB"] + 1
+    assert len(evs) == COUNTS["hostB"]
 
     assert tw_text.returncode == 0, t_err
     tl = t_out.splitlines()
     assert len(tl) == 200, tl[:3]
-    assert all(' relay_ev: host="hostC", k=' in ln or 'host="warm", k=' in ln for ln in tl), tl[:3]
+    assert all(' relay_ev: host="hostC", k=' in ln for ln in tl), tl[:3]
     assert all(" cpu " in ln and ln.startswith("[") for ln in tl)
+
+    # The relayd's output directory, read afterwards: exactly each host's events.
+    for host, n in COUNTS.items():
+        (d,) = {m.parent for m in (relayd.out / host).glob("again-*/metadata")}
+        r = subprocess.run([BT2, str(d)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = [ln for ln in r.stdout.splitlines() if " relay_ev:" in ln]
+        assert ks_of(lines) == list(range(n)), (host, len(lines))
+        assert all(f'host = "{host}"' in ln for ln in lines)
+    # And the sessions are gone for viewers (closed, not merely quiet).
+    assert not [s for s in list_sessions(relayd.live_url) if s.name == "again"]
 
 
 # -- errors: one sentence each ---------------------------------------------------------------
@@ -594,7 +621,7 @@ def test_remote_view_shows_the_rings_losses_as_rows(
     ).start()
     n = 30000
     try:
-        emit(h, "hostB", n, pin=True)
+        emit(h, "hostB", n)
         deadline = time.monotonic() + 20
 
         def total() -> int:
@@ -654,3 +681,128 @@ def test_a_relayd_that_goes_away_ends_watch_with_exit_3(
             own.proc.wait(5)
         h.client.write("dying/start", "0")
         h.client.write("dying/relay", "")
+
+
+# -- the relay session follows the recording --------------------------------------------------
+
+
+def wait_relay_closed(h: DaemonHandle, trace: str, sessions: int, timeout: float = 15) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        s = json.loads(h.client.read("recording"))["relays"][trace]
+        if s["state"] == "closed" and s["sessions"] == sessions and not s["queued_bytes"]:
+            return s  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, s
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(BT2 is None, reason="babeltrace2 is not installed")
+def test_stop_ends_the_relay_session_and_brief_runs_reach_the_relayd(
+    relayd: Relayd, hosts: dict[str, DaemonHandle], tmp_path: Path
+) -> None:
+    """Each recording run is one relay session, closed by `start 0` (the relay file stays):
+    the session leaves relayd's live listing, and a run of a few milliseconds is on the
+    relayd's disk whole, every per-CPU stream included.  In the second run (buffers written
+    before, so the ring makes no empty first packets) babeltrace2 live shows the events of a
+    writer on one CPU while the session runs: it does not wait on the quiet CPUs' streams."""
+    assert BT2 is not None
+    h = hosts["hostC"]
+    start_streaming(h, "brief", relayd, tmp_path / "local-brief")
+    runs = {"run1": 40, "run2": 60, "run3": 30}
+    for i, (tag, n) in enumerate(runs.items(), 1):
+        if i > 1:
+            h.client.write("brief/start", "1")
+        wait_sessions(relayd, {("hostC", "brief")}, streams=1 + len(CPUS))
+        if i == 1:
+            emit_on_every_cpu(h, tag, n)
+        elif i == 2:
+            _live_while_running(relayd, h, tag, n)
+        else:
+            _remote_watch_while_running(relayd, h, tag, n)
+        stop_streaming(h, "brief")
+        s = wait_relay_closed(h, "brief", sessions=i)
+        assert s["packets_lost"] == 0 and s["reconnects"] == 0 and s["error"] == "", s
+        deadline = time.monotonic() + 10
+        listed = lambda: [  # noqa: E731
+            x for x in list_sessions(relayd.live_url) if (x.hostname, x.name) == ("hostC", "brief")
+        ]
+        while listed():
+            assert time.monotonic() < deadline, "the closed relay session is still listed"
+            time.sleep(0.05)
+    assert h.client.read("brief/relay").startswith("net://127.0.0.1:")  # still set
+    # Everything of both runs is on the relayd's disk (one directory per session).
+    dirs = sorted({m.parent for m in (relayd.out / "hostC").glob("brief-*/metadata")})
+    assert len(dirs) == len(runs), list((relayd.out / "hostC").rglob("*"))
+    lines = []
+    for d in dirs:
+        r = subprocess.run([BT2, str(d)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines += [ln for ln in r.stdout.splitlines() if " relay_ev:" in ln]
+    for tag, n in runs.items():
+        assert ks_of([ln for ln in lines if f'host = "{tag}"' in ln]) == list(range(n)), tag
+    assert len(lines) == sum(runs.values())
+
+
+def _remote_watch_while_running(relayd: Relayd, h: DaemonHandle, tag: str, n: int) -> None:
+    """tracetui's viewer of a later run: the streams' first packets (header-only repeats of
+    the last ones) are no losses, and the N events arrive while the session runs."""
+    got: list[LiveBatch] = []
+    w = RemoteWatch(f"{relayd.live_url}/host/hostC/brief", got.append).start()
+    try:
+        wait_clients(relayd, ("hostC", "brief"))
+        r = subprocess.run(
+            [sys.executable, "-c", EMIT_RANGE, str(CPUS[-1]), tag, "0", str(n)],
+            env=h.env(), capture_output=True, text=True, timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 15
+        while sum(len(b.events) for b in got) < n:
+            assert time.monotonic() < deadline, (sum(len(b.events) for b in got), w.error)
+            time.sleep(0.05)
+    finally:
+        w.close()
+    assert sorted(e.fields["k"] for b in got for e in b.events) == list(range(n))
+    assert not [it for b in got for it in b.items if isinstance(it, Loss)]
+    assert not [m for b in got for m in b.errors]
+
+
+def _live_while_running(relayd: Relayd, h: DaemonHandle, tag: str, n: int) -> None:
+    """babeltrace2 live prints N events of one CPU's writer before the session ends."""
+    assert BT2 is not None
+    stdbuf = shutil.which("stdbuf")
+    if stdbuf is None:
+        pytest.skip("stdbuf (coreutils) is not installed")
+    bt = subprocess.Popen(
+        [stdbuf, "-oL", BT2, "--input-format=lttng-live",
+         f"{relayd.live_url}/host/hostC/brief", '--params=session-not-found-action="end"'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    seen: list[str] = []
+    got_all = threading.Event()
+
+    def read() -> None:
+        assert bt.stdout is not None
+        for ln in bt.stdout:
+            if " relay_ev:" in ln:
+                seen.append(ln.rstrip())
+                if len(seen) == n:
+                    got_all.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_clients(relayd, ("hostC", "brief"))
+        r = subprocess.run(
+            [sys.executable, "-c", EMIT_RANGE, str(CPUS[0]), tag, "0", str(n)],
+            env=h.env(), capture_output=True, text=True, timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        assert got_all.wait(15), f"babeltrace2 live showed {len(seen)} of {n} events"
+        stop_streaming(h, "brief")
+        assert bt.wait(20) == 0, bt.stderr.read() if bt.stderr else ""
+    finally:
+        if bt.poll() is None:
+            bt.kill()
+            bt.wait()
+    reader.join(5)
+    assert ks_of(seen) == list(range(n))

@@ -31,11 +31,11 @@ def relay_status(handle, trace: str) -> dict:  # type: ignore[no-untyped-def,typ
     return json.loads(handle.client.read("recording"))["relays"][trace]
 
 
-def wait_sent(handle, trace: str, timeout: float = 20) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def wait_sent(handle, trace: str, timeout: float = 20, state: str = "") -> dict:  # type: ignore[no-untyped-def,type-arg]
     deadline = time.monotonic() + timeout
     while True:
         s = relay_status(handle, trace)
-        if s["packets_sent"] and not s["queued_bytes"]:
+        if s["packets_sent"] and not s["queued_bytes"] and s["state"] == (state or s["state"]):
             return s
         assert time.monotonic() < deadline, s
         time.sleep(0.1)
@@ -61,11 +61,13 @@ def test_three_hosts_stream_exact_events_to_one_relayd(relayd, tmp_path: Path,  
             assert r.returncode == 0, r.stderr
             c.write("fleet/start", "0")
         for h in handles:
-            s = wait_sent(h, "fleet")
-            assert s["state"] == "connected" and s["packets_lost"] == 0, s
+            # `start 0` ended the relay session once every packet was in.
+            s = wait_sent(h, "fleet", state="closed")
+            assert s["packets_lost"] == 0 and s["sessions"] == 1, s
         for host, n in counts.items():
-            d = out / host / "fleet"
-            assert (d / "metadata").exists(), list(out.rglob("*"))
+            # One session, one directory: HOST/TRACE-YYYYMMDD-HHMMSS.
+            (d,) = {m.parent for m in (out / host).glob("fleet-*/metadata")}
+            assert d.name.startswith("fleet-2"), d
             bt = subprocess.run([BT2, str(d)], capture_output=True, text=True, timeout=60)
             assert bt.returncode == 0, bt.stderr
             lines = [ln for ln in bt.stdout.splitlines() if " relay_ev:" in ln]

@@ -78,7 +78,7 @@ class Verb:
     module: str | None = None
 
 
-_VALUE_OPTIONS = {"--runtime-dir", "--layout"}
+_VALUE_OPTIONS = {"--runtime-dir", "--layout", "--relay"}
 
 
 def _verb_of(argv: Sequence[str]) -> str | None:
@@ -119,6 +119,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="console: leave the daemon it started running on exit",
     )
     p.add_argument("--history", type=int, metavar="N", help="console: events kept per live view")
+    p.add_argument("--relay", action="append", metavar="net://HOST[:PORT]",
+                   help="console: list this lttng-relayd's live sessions in the tree")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
     wanted = _verb_of(sys.argv[1:] if argv is None else argv)
@@ -328,6 +330,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         argv += ["--layout", args.layout]
     if args.history is not None:
         argv += ["--history", str(args.history)]
+    for url in args.relay or ():
+        argv += ["--relay", url]
     argv += [
         flag for flag, on in (("--demo", args.demo), ("--keep-daemon", args.keep_daemon)) if on
     ]

@@ -222,11 +222,14 @@ async def capture(
     focus: str | None = None,
     history: int = DEFAULT_HISTORY,
     explorers: Sequence[ExplorerLayout] = (),
+    relays: Sequence[str] = (),
 ) -> Layout:
-    """Read every trace from the daemon and add the console's views, explorers, selection and
-    focus."""
+    """Read every trace from the daemon and add the console's views, explorers, selection,
+    focus and the relayds its tree lists."""
     traces = [await capture_trace(client, name) for name in sorted(await _dirs(client, ""))]
-    return Layout(tuple(traces), tuple(views), selected, focus, history, tuple(explorers))
+    return Layout(
+        tuple(traces), tuple(views), selected, focus, history, tuple(explorers), tuple(relays)
+    )
 
 
 def _differences(want: TraceLayout, have: TraceLayout) -> str | None:

@@ -219,6 +219,7 @@ class Controller:
         focus: str,
         history: int,
         explorers: Sequence[layouts.ExplorerLayout] = (),
+        relays: Sequence[str] = (),
     ) -> Path | None:
         from tracetui.core import layout as layouts
 
@@ -228,7 +229,13 @@ class Controller:
         try:
             path = layouts.resolve(name_or_path, self.layout_dir)
             layout = await layouts.capture(
-                client, views, selected=selected, focus=focus, history=history, explorers=explorers
+                client,
+                views,
+                selected=selected,
+                focus=focus,
+                history=history,
+                explorers=explorers,
+                relays=relays,
             )
             layouts.save(layout, path)
         except (layouts.LayoutError, TraceError) as e:

@@ -36,6 +36,8 @@ from tracetui.screens.actions import BINDINGS, PALETTE
 from tracetui.screens.controller import REFRESH_S, STATS_S, TREE_STATS_S, Controller, sentence
 from tracetui.widgets.channel_pane import ChannelPane
 from tracetui.widgets.markers_pane import MarkersPane
+from tracetui.widgets.remote_tree import PREFIX as REMOTE_PREFIX
+from tracetui.widgets.remote_tree import session_url
 from tracetui.widgets.requests import PaneRequest
 from tracetui.widgets.trace_pane import TracePane
 from tracetui.widgets.trace_tree import MARKERS, TraceTree
@@ -74,9 +76,11 @@ class MainScreen(Screen[None]):
         *,
         state: NamespaceState | None = None,
         history: int = DEFAULT_HISTORY,
+        relays: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.state = state or NamespaceState()
+        self.relays = tuple(relays)  # lttng-relayds the tree lists from the start (--relay)
         self.history = history
         self.controller = Controller(self, client)
         self._live_workers: dict[str, Worker[None]] = {}
@@ -118,6 +122,11 @@ class MainScreen(Screen[None]):
         self.trace_tree.focus()
         if self.client is not None:
             self._start_polling()
+        if self.relays:
+            from tracetui.screens.remote import add_relay
+
+            for url in self.relays:
+                add_relay(self, url)
 
     @property
     def trace_tree(self) -> TraceTree:
@@ -198,6 +207,13 @@ class MainScreen(Screen[None]):
     def panes_ready(self) -> bool:
         """Whether the detail panes have mounted (they are Lazy: just after the first frame)."""
         return all(p.is_mounted for p in (self.trace_pane, self.channel_pane, self.markers_pane))
+
+    @on(TraceTree.NodeSelected)
+    def _selected(self, event: TraceTree.NodeSelected[str]) -> None:
+        if session_url(event.node.data) is not None:
+            from tracetui.screens.remote import open_tree_session
+
+            open_tree_session(self, event.node.data)
 
     @on(TraceTree.NodeHighlighted)
     def _highlighted(self) -> None:
@@ -337,6 +353,11 @@ class MainScreen(Screen[None]):
         if not path or path == MARKERS:
             self.notify("Select a trace or a channel to delete.", severity="warning")
             return
+        if path.startswith(REMOTE_PREFIX):
+            from tracetui.screens.remote import delete_remote
+
+            delete_remote(self, path)
+            return
         what = f"channel {path}" if "/" in path else f"trace {path} and its channels"
 
         async def done(yes: bool | None) -> None:
@@ -472,6 +493,11 @@ class MainScreen(Screen[None]):
         open_remote(self)
 
     def action_open_live(self) -> None:
+        if session_url(self.trace_tree.selected_path) is not None:
+            from tracetui.screens.remote import open_tree_session
+
+            open_tree_session(self, self.trace_tree.selected_path)
+            return
         path = self._selected_channel("watch live")
         if path:
             self.open_live(path)
@@ -720,6 +746,7 @@ class MainScreen(Screen[None]):
             focus=self._focus_name(),
             history=self.history,
             explorers=self._explorers(),
+            relays=self.trace_tree.remote.addresses,
         )
 
     def action_load_layout(self) -> None:
@@ -807,6 +834,11 @@ class MainScreen(Screen[None]):
             )
         layout = plan.layout
         self.history = layout.history
+        if layout.relays:
+            from tracetui.screens.remote import add_relay
+
+            for url in layout.relays:
+                add_relay(self, url)
         for v in layout.views:
             if v.remote:
                 from tracetui.screens.remote import open_remote_view

@@ -15,6 +15,9 @@ cursor and the expansion survive the once-a-second refreshes.
 
 (`space` is left to the screen: pause/follow of the live view.)
 
+Below the markers, a "remote" node lists the lttng-relayds the user named, their hosts and
+live sessions (widgets/remote_tree.py; its nodes' data start with ``remote:``).
+
 | Component class           | What it styles                   |
 |---------------------------|----------------------------------|
 | `trace-tree--recording`   | a recording trace's marker       |
@@ -36,6 +39,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tracetui.core.client.state import ChannelState, NamespaceState, TraceState
+from tracetui.widgets.remote_tree import RemoteNode
 
 MARKERS = "markers"
 
@@ -87,6 +91,8 @@ class TraceTree(Tree[str], inherit_bindings=False):
         self._by_path: dict[str, TreeNode[str]] = {}
         self._markers_node: TreeNode[str] | None = None
         self.border_title = "traces"
+        # Below the markers: the lttng-relayds named, their hosts and live sessions.
+        self.remote = RemoteNode(self, self._style)
 
     # ------------------------------------------------------------------ labels
 
@@ -160,7 +166,7 @@ class TraceTree(Tree[str], inherit_bindings=False):
             if node.tree is self and node.parent is not None:
                 node.remove()
         if self._markers_node is None:
-            self._markers_node = self.root.add_leaf(MARKERS, data=MARKERS)
+            self._markers_node = self.root.add_leaf(MARKERS, data=MARKERS, before=self.remote.node)
         label = Text(f"markers ({len(state.markers)})", self._style("muted"))
         self._markers_node.set_label(label)
 
@@ -173,7 +179,7 @@ class TraceTree(Tree[str], inherit_bindings=False):
             return self.root.add(name, data=name, before=self._by_path[after])
         if self._markers_node is not None:
             return self.root.add(name, data=name, before=self._markers_node)
-        return self.root.add(name, data=name)
+        return self.root.add(name, data=name, before=self.remote.node)
 
     @property
     def selected_path(self) -> str | None:
@@ -184,6 +190,8 @@ class TraceTree(Tree[str], inherit_bindings=False):
     def select_path(self, path: str) -> bool:
         """Move the cursor to PATH; False when there is no such node."""
         node = self._markers_node if path == MARKERS else self._by_path.get(path)
+        if node is None:
+            node = self.remote.find(path)
         if node is None:
             return False
         if node.parent is not None:

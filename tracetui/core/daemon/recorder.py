@@ -160,6 +160,7 @@ class Recorder:
         h.freeing.append(self._on_freeing)
         h.snapshot.append(self._on_snapshot)
         h.relay_changed.append(self._on_relay)
+        h.allocated.append(self._on_allocated)
         self.relays: dict[str, RelayStreamer] = {}  # trace -> its streamer to an lttng-relayd
         self.ns.listeners.append(self._on_change)
         daemon.handle(R.TT_PROBE_HELLO, self._hello)
@@ -355,7 +356,32 @@ class Recorder:
             except ctf.OutputError as e:
                 raise TraceError(e.errno or errno.EIO, f"trace '{t.name}': {e}") from None
             self.writers[t.name] = w
+            relay = self.relays.get(t.name)
+            if relay is not None:
+                relay.begin(self._relay_streams(t))  # a relay session while the output is open
         return w
+
+    @staticmethod
+    def _relay_streams(t: Trace) -> list[str]:
+        """Every per-CPU stream of every continuously consumed channel: a relay session
+        announces them all before any data (flight channels' come with their snapshots).
+
+        relayd 2.13 takes a stream's live beacons only once it has had a packet, so a buffer
+        never written gets an empty packet now (what lttng-consumerd's live timer does with
+        an empty flush): viewers can then move past a CPU that never traces."""
+        out = []
+        for c in t.channels.values():
+            if c.buffers is None or c.flight:
+                continue
+            for b in range(c.buffers.nbuf):
+                c.buffers.charge_lost(b, 0)  # an empty first packet if it has none
+                out.append(stream_file_name(c.name, b))
+        return out
+
+    def _on_allocated(self, t: Trace, c: TraceChannel) -> None:
+        relay = self.relays.get(t.name)
+        if relay is not None and t.name in self.writers:
+            relay.begin(self._relay_streams(t))  # a channel added while streaming
 
     def _on_starting(self, t: Trace) -> None:
         self._writer(t)  # refuses the start when the output cannot be written
@@ -402,6 +428,9 @@ class Recorder:
         finally:
             w.close()
             del self.writers[t.name]
+            relay = self.relays.get(t.name)
+            if relay is not None:
+                relay.end()  # every packet is handed over: the relay session ends
 
     def _on_removing(self, t: Trace) -> None:
         relay = self.relays.pop(t.name, None)
@@ -445,6 +474,9 @@ class Recorder:
             if opened:
                 w.close()
                 del self.writers[t.name]
+                relay = self.relays.get(t.name)
+                if relay is not None:
+                    relay.end()
 
     def _write_flight(self, t: Trace, c: TraceChannel, w: ctf.TraceWriter) -> None:
         assert c.buffers is not None
@@ -461,6 +493,8 @@ class Recorder:
             new = True
         relay = self.relays.get(t.name)
         if relay is not None and new:
+            if not relay.begun:
+                relay.begin(self._relay_streams(t))
             relay.put(stream_file_name(channel, cpu), pkt)
 
     def _on_relay(self, t: Trace) -> None:
@@ -473,7 +507,11 @@ class Recorder:
         if t.relay:
             from tracetui.core.wire.relayd import parse_url
 
-            self.relays[t.name] = RelayStreamer(parse_url(t.relay), t.name, lambda: t.output)
+            relay = self.relays[t.name] = RelayStreamer(
+                parse_url(t.relay), t.name, lambda: t.output
+            )
+            if t.name in self.writers:
+                relay.begin(self._relay_streams(t))  # recording already: streams now
 
     def _output_failed(self, t: Trace, e: OSError) -> None:
         """A packet could not reach disk (disk full, I/O error): lost, counted, and said."""
@@ -581,16 +619,23 @@ class Recorder:
         ch = c.buffers
         assert ch is not None
         subs = self.subs.get(c.path)
+        relay = self.relays.get(t.name)
         now = time.monotonic()
         flush_after = LIVE_S if subs else FLUSH_S
         for b in range(ch.nbuf):
             key = (c.shm_name, b)
             got = self._take_packets(t, c, w, b, subs, budget)
-            if not got and now - self._last_packet.get(key, 0.0) >= flush_after and ch.flush(b):
-                # A slow buffer: its partial packet is closed and taken now, so it reaches
-                # disk and live views this tick.
-                self._take_packets(t, c, w, b, subs, budget)
-                got = True
+            if not got and now - self._last_packet.get(key, 0.0) >= flush_after:
+                # Read before looking: no event older than this is still to come if the
+                # buffer turns out empty (the relay's live beacon).
+                ts = ring.clock_now() if relay is not None else 0
+                if ch.flush(b):
+                    # A slow buffer: its partial packet is closed and taken now, so it reaches
+                    # disk and live views this tick.
+                    self._take_packets(t, c, w, b, subs, budget)
+                    got = True
+                elif relay is not None and ch.pending(b) == 0:
+                    relay.quiet(stream_file_name(c.name, b), ts)
             if got:
                 self._last_packet[key] = now
 

@@ -86,6 +86,7 @@ class ViewLayout:
 
 # The form a remote view's URL must have (the live client checks it fully when it attaches).
 _REMOTE_RE = re.compile(r"^net://[^/\s]+/host/[^/\s]+/[^/\s]+$")
+_RELAY_RE = re.compile(r"^net://[^/\s]+$")  # an lttng-relayd the tree lists: net://HOST:PORT
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Layout:
     focus: str | None = None  # "tree", or "view:t/c"
     history: int = DEFAULT_HISTORY
     explorers: tuple[ExplorerLayout, ...] = ()
+    relays: tuple[str, ...] = ()  # lttng-relayds the tree's "remote" node lists
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -119,6 +121,8 @@ def _document(layout: Layout) -> dict[str, Any]:
         console["selected"] = layout.selected
     if layout.focus is not None:
         console["focus"] = layout.focus
+    if layout.relays:
+        console["relays"] = list(layout.relays)
     doc: dict[str, Any] = {"version": SCHEMA_VERSION, "console": console}
     traces = []
     for trace in layout.traces:
@@ -275,7 +279,11 @@ def loads(text: str, source: str = "the layout") -> Layout:
     top.known(["version", "console", "trace", "view", "explorer"])
 
     console = _Checker(doc.get("console", {}), f"{source} [console]")
-    console.known(["history", "selected", "focus"])
+    console.known(["history", "selected", "focus", "relays"])
+    relays = console.strings("relays")
+    for r in relays:
+        if not _RELAY_RE.match(r):
+            raise LayoutError(f"{source} [console]: relay {r!r} is not net://HOST[:PORT].")
     history = console.integer("history", default=DEFAULT_HISTORY)
     if not MIN_HISTORY <= history <= MAX_HISTORY:
         raise LayoutError(
@@ -377,4 +385,6 @@ def loads(text: str, source: str = "the layout") -> Layout:
     focus = console.string("focus")
     if focus is not None and focus != "tree" and not focus.startswith("view:"):
         raise LayoutError(f'{source} [console]: focus must be "tree" or "view:TRACE/CHANNEL".')
-    return Layout(tuple(traces), tuple(views), selected, focus, history, tuple(explorers))
+    return Layout(
+        tuple(traces), tuple(views), selected, focus, history, tuple(explorers), relays
+    )

@@ -21,8 +21,11 @@ A session is: version, create session, one add stream per stream file (metadata 
 sent, then per packet a data message and a send-index command with the same net_seq_num (relayd
 writes the index when both have arrived, which is when live viewers see the packet); an index
 with packet_size 0 is a live beacon (a stream with nothing new is still at timestamp T).  Close
-stream ends a stream after its last net_seq_num.  The protocol has neither authentication nor
-encryption.
+stream ends a stream after its last net_seq_num; data pending says whether relayd has received
+a stream's data and indexes up to its last net_seq_num (asked before closing a session: relayd
+hangs its viewers up once the producer's connection is closed and they have read what arrived);
+relayd 2.13 takes a stream's beacons only once it has had a packet.  The protocol has neither
+authentication nor encryption.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ CREATE_SESSION = 2
 VERSION = 5
 SEND_METADATA = 6
 CLOSE_STREAM = 7
+DATA_PENDING = 8
 SEND_INDEX = 13
 STREAMS_SENT = 16
 
@@ -317,6 +321,18 @@ class RelaydClient:
             body = body[: 8 * 8]
         (code,) = _GENERIC.unpack(self._command(SEND_INDEX, body, _GENERIC.size))
         self._check(code, f"the index of packet {seq} of stream {handle}")
+
+    def data_pending(self, handle: int) -> bool:
+        """Whether relayd still waits for data or indexes of the stream's packets sent so far
+        (closing the session before they arrived would end its viewers early)."""
+        last = self._seq.get(handle, 0) - 1
+        if last < 0:
+            return False
+        body = _CLOSE.pack(handle, last)
+        (code,) = _GENERIC.unpack(self._command(DATA_PENDING, body, _GENERIC.size))
+        if code not in (0, 1):
+            raise RelaydError(f"relayd at {self.url.host} does not know stream {handle}")
+        return code == 1
 
     def close_stream(self, handle: int) -> None:
         last = self._seq.get(handle, 0) - 1
