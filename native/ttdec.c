@@ -689,6 +689,880 @@ out:
     return res;
 }
 
+/* -- the Perfetto exporter ------------------------------------------------------------
+ *
+ * export_perfetto(streams, write, progress) writes what core/trace/export.py's Python path
+ * writes for a source without counters or function events, byte for byte: the items of every
+ * stream merged exactly as TraceDirectory.merged() merges them (chunks of CHUNK bytes per
+ * packet, taken in order of (first key, stream); the items before the smallest pending chunk
+ * start are cut from each run with bisect_left and, when they come from several runs, stably
+ * sorted by tsc), then _Perfetto's encoding of each: tracks (uuid order of first use), names
+ * and argument names interned in order of first use, debug annotations by value type.
+ */
+
+#define CHUNK 8192
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bbuf;
+
+static int bb_reserve(bbuf *b, size_t more) {
+    if (b->n + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + more) cap *= 2;
+    uint8_t *np = realloc(b->p, cap);
+    if (!np) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int bb_put(bbuf *b, const void *src, size_t n) {
+    if (bb_reserve(b, n)) return -1;
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return 0;
+}
+
+static inline int bb_varint(bbuf *b, uint64_t v) {
+    if (bb_reserve(b, 10)) return -1;
+    uint8_t *q = b->p + b->n;
+    while (v >= 0x80) {
+        *q++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    b->n = (size_t)(q - b->p);
+    return 0;
+}
+
+static inline int bb_byte(bbuf *b, uint8_t c) { return bb_put(b, &c, 1); }
+
+/* tag + varint length + bytes */
+static int bb_ld(bbuf *b, uint64_t tag, const void *src, size_t n) {
+    if (bb_varint(b, tag) || bb_varint(b, n)) return -1;
+    return bb_put(b, src, n);
+}
+
+/* open-addressing maps: (tag, int128) -> int and bytes -> int */
+typedef struct {
+    int used;
+    int tag;
+    __int128 k;
+    int64_t v;
+} imap_e;
+typedef struct {
+    imap_e *e;
+    size_t cap, n;
+} imap;
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static imap_e *imap_find(imap *m, int tag, __int128 k, int create) {
+    if (create && (m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        imap_e *ne = calloc(cap, sizeof(imap_e));
+        if (!ne) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->e[i].used) continue;
+            imap_e *o = &m->e[i];
+            size_t h = mix((uint64_t)o->k ^ (uint64_t)(o->k >> 64) ^ ((uint64_t)o->tag << 56));
+            while (ne[h & (cap - 1)].used) h++;
+            ne[h & (cap - 1)] = *o;
+        }
+        free(m->e);
+        m->e = ne;
+        m->cap = cap;
+    }
+    if (!m->cap) return NULL;
+    size_t h = mix((uint64_t)k ^ (uint64_t)(k >> 64) ^ ((uint64_t)tag << 56));
+    for (;; h++) {
+        imap_e *e = &m->e[h & (m->cap - 1)];
+        if (!e->used) {
+            if (!create) return NULL;
+            e->used = 1;
+            e->tag = tag;
+            e->k = k;
+            e->v = 0;
+            m->n++;
+            return e;
+        }
+        if (e->tag == tag && e->k == k) return e;
+    }
+}
+
+typedef struct {
+    char *k;
+    size_t len;
+    int64_t v;
+} smap_e;
+typedef struct {
+    smap_e *e;
+    size_t cap, n;
+} smap;
+
+static uint64_t shash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The entry of S (created with v = 0 when new, if CREATE). */
+static smap_e *smap_find(smap *m, const char *s, size_t n, int create) {
+    if (create && (m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        smap_e *ne = calloc(cap, sizeof(smap_e));
+        if (!ne) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->e[i].k) continue;
+            size_t h = shash(m->e[i].k, m->e[i].len);
+            while (ne[h & (cap - 1)].k) h++;
+            ne[h & (cap - 1)] = m->e[i];
+        }
+        free(m->e);
+        m->e = ne;
+        m->cap = cap;
+    }
+    if (!m->cap) return NULL;
+    for (size_t h = shash(s, n);; h++) {
+        smap_e *e = &m->e[h & (m->cap - 1)];
+        if (!e->k) {
+            if (!create) return NULL;
+            e->k = malloc(n + 1);
+            if (!e->k) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+            memcpy(e->k, s, n);
+            e->k[n] = 0;
+            e->len = n;
+            e->v = 0;
+            m->n++;
+            return e;
+        }
+        if (e->len == n && !memcmp(e->k, s, n)) return e;
+    }
+}
+
+static void smap_free(smap *m) {
+    for (size_t i = 0; i < m->cap; i++) free(m->e[i].k);
+    free(m->e);
+}
+
+typedef struct {
+    Py_ssize_t off, end;
+    uint64_t begin;
+    Py_ssize_t nloss;
+    const char **lname; /* "lost N events" */
+    Py_ssize_t *llen;
+} xpkt;
+
+typedef struct {
+    const char *name;
+    Py_ssize_t nlen;
+    int nf;
+    const char **arg;
+    Py_ssize_t *alen;
+    int64_t *arg_iid; /* cache: 0 until interned */
+    int tk, pk;       /* thread/process field indices, -1: none */
+    int64_t name_iid;
+} xcls;
+
+typedef struct {
+    Layout *L;
+    Py_buffer view;
+    int have_view;
+    xpkt *pk;
+    Py_ssize_t npk;
+    int64_t cpu, tsc0, mono0;
+    double freq;
+    xcls *ci; /* per id */
+    /* cursor */
+    Py_ssize_t cur, pos;
+    int at_start;
+} xstream;
+
+typedef struct {
+    uint64_t key;
+    int32_t stream;
+    int32_t loss; /* -1: a record */
+    Py_ssize_t pkt, pos;
+} xitem;
+
+typedef struct {
+    xitem *it;
+    Py_ssize_t n, cap;
+} xvec;
+
+static int xv_push(xvec *v, xitem x) {
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? v->cap * 2 : 256;
+        xitem *ni = realloc(v->it, sizeof(xitem) * (size_t)cap);
+        if (!ni) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        v->it = ni;
+        v->cap = cap;
+    }
+    v->it[v->n++] = x;
+    return 0;
+}
+
+typedef struct {
+    xstream *st;
+    int ns;
+    bbuf out, te, body, ann, pnames, pargs, tmp;
+    imap tracks;   /* tag 0 cpu, 1 thread (tid), 2 process (pid) -> uuid */
+    smap names, args;
+    int64_t next_uuid, nitems, last_ts;
+    PyObject *write, *progress;
+    /* error: stream, packet offset */
+    int err_stream;
+    Py_ssize_t err_off;
+} xport;
+
+static int x_flush(xport *X) {
+    if (!X->out.n) return 0;
+    PyObject *b = PyBytes_FromStringAndSize((const char *)X->out.p, (Py_ssize_t)X->out.n);
+    if (!b) return -1;
+    PyObject *r = PyObject_CallOneArg(X->write, b);
+    Py_DECREF(b);
+    if (!r) return -1;
+    Py_DECREF(r);
+    X->out.n = 0;
+    return 0;
+}
+
+/* TracePacket { track_descriptor (60) { uuid (1), DESC } } */
+static int x_track_packet(xport *X, int64_t uuid, const bbuf *desc) {
+    bbuf *t = &X->tmp;
+    t->n = 0;
+    bbuf inner = {0};
+    int rc = -1;
+    if (bb_byte(&inner, 0x08) || bb_varint(&inner, (uint64_t)uuid) ||
+        bb_put(&inner, desc->p, desc->n))
+        goto out;
+    if (bb_ld(t, 60 << 3 | 2, inner.p, inner.n)) goto out;
+    if (bb_ld(&X->out, 0x0a, t->p, t->n)) goto out;
+    rc = 0;
+out:
+    free(inner.p);
+    return rc;
+}
+
+/* The encoded track_uuid's value for the CPU track (created on first use). */
+static int64_t x_cpu_track(xport *X, int64_t cpu) {
+    imap_e *e = imap_find(&X->tracks, 0, cpu, 0);
+    if (e) return e->v;
+    e = imap_find(&X->tracks, 0, cpu, 1);
+    if (!e) return -1;
+    int64_t uuid = e->v = X->next_uuid++;
+    char name[32];
+    int n = snprintf(name, sizeof name, "CPU %lld", (long long)cpu);
+    bbuf d = {0};
+    int rc = bb_ld(&d, 0x12, name, (size_t)n) || x_track_packet(X, uuid, &d);
+    free(d.p);
+    return rc ? -1 : uuid;
+}
+
+static int64_t x_thread_track(xport *X, __int128 pid, __int128 tid) {
+    imap_e *e = imap_find(&X->tracks, 1, tid, 0);
+    if (e) return e->v;
+    bbuf d = {0}, in = {0};
+    int rc = -1;
+    if (!imap_find(&X->tracks, 2, pid, 0)) {
+        imap_e *pe = imap_find(&X->tracks, 2, pid, 1);
+        if (!pe) goto out;
+        int64_t puuid = pe->v = X->next_uuid++;
+        if (bb_byte(&in, 0x08) || bb_varint(&in, (uint64_t)pid) || bb_ld(&d, 0x1a, in.p, in.n) ||
+            x_track_packet(X, puuid, &d))
+            goto out;
+    }
+    e = imap_find(&X->tracks, 1, tid, 1);
+    if (!e) goto out;
+    int64_t uuid = e->v = X->next_uuid++;
+    in.n = d.n = 0;
+    if (bb_byte(&in, 0x08) || bb_varint(&in, (uint64_t)pid) || bb_byte(&in, 0x10) ||
+        bb_varint(&in, (uint64_t)tid) || bb_ld(&d, 0x22, in.p, in.n) ||
+        x_track_packet(X, uuid, &d))
+        goto out;
+    rc = 0;
+out:
+    free(d.p);
+    free(in.p);
+    return rc ? -1 : uuid;
+}
+
+/* iid of an interned string (names: EventName in field 2; args: DebugAnnotationName, 3). */
+static int64_t x_intern(smap *m, bbuf *pending, int field, const char *s, size_t n) {
+    smap_e *e = smap_find(m, s, n, 0);
+    if (e) return e->v;
+    e = smap_find(m, s, n, 1);
+    if (!e) return -1;
+    e->v = (int64_t)m->n;
+    bbuf in = {0};
+    int rc = bb_byte(&in, 0x08) || bb_varint(&in, (uint64_t)e->v) || bb_ld(&in, 0x12, s, n) ||
+             bb_ld(pending, (uint64_t)(field << 3 | 2), in.p, in.n);
+    free(in.p);
+    return rc ? -1 : e->v;
+}
+
+/* One TracePacket with a TrackEvent of type KIND (3: instant) on TRACK, named NAME_IID,
+ * with the annotations in X->ann. */
+static int x_event(xport *X, int64_t ts, int kind, int64_t track, int64_t name_iid) {
+    bbuf *te = &X->te, *body = &X->body;
+    te->n = body->n = 0;
+    if (bb_byte(te, 9 << 3) || bb_byte(te, (uint8_t)kind) || bb_byte(te, 11 << 3) ||
+        bb_varint(te, (uint64_t)track) || bb_byte(te, 10 << 3) ||
+        bb_varint(te, (uint64_t)name_iid) || bb_put(te, X->ann.p, X->ann.n))
+        return -1;
+    if (bb_byte(body, 8 << 3) || bb_varint(body, (uint64_t)ts) || bb_ld(body, 0x5a, te->p, te->n))
+        return -1;
+    static const uint8_t tail[4] = {10 << 3, 1, 13 << 3, 2};
+    if (bb_put(body, tail, 4)) return -1;
+    if (X->pnames.n || X->pargs.n) {
+        if (bb_varint(body, 12 << 3 | 2) || bb_varint(body, X->pnames.n + X->pargs.n) ||
+            bb_put(body, X->pnames.p, X->pnames.n) || bb_put(body, X->pargs.p, X->pargs.n))
+            return -1;
+        X->pnames.n = X->pargs.n = 0;
+    }
+    if (bb_ld(&X->out, 0x0a, body->p, body->n)) return -1;
+    if (X->out.n >= (1 << 20)) return x_flush(X);
+    return 0;
+}
+
+static __int128 int_at(const ftype *t, const uint8_t *p) {
+    switch (t->size) {
+    case 1: return t->sign ? (__int128)(int8_t)p[0] : (__int128)p[0];
+    case 2: {
+        uint16_t u;
+        memcpy(&u, p, 2);
+        return t->sign ? (__int128)(int16_t)u : (__int128)u;
+    }
+    case 4: {
+        uint32_t u;
+        memcpy(&u, p, 4);
+        return t->sign ? (__int128)(int32_t)u : (__int128)u;
+    }
+    default: {
+        uint64_t u;
+        memcpy(&u, p, 8);
+        return t->sign ? (__int128)(int64_t)u : (__int128)u;
+    }
+    }
+}
+
+static int x_string_value(bbuf *a, const uint8_t *s, Py_ssize_t len) {
+    if (utf8_valid(s, len)) {
+        if (bb_byte(a, 0x32) || bb_varint(a, (uint64_t)len)) return -1;
+        return bb_put(a, s, (size_t)len);
+    }
+    PyObject *u = PyUnicode_DecodeUTF8((const char *)s, len, "replace");
+    if (!u) return -1;
+    Py_ssize_t n;
+    const char *e = PyUnicode_AsUTF8AndSize(u, &n);
+    int rc = !e || bb_byte(a, 0x32) || bb_varint(a, (uint64_t)n) || bb_put(a, e, (size_t)n);
+    Py_DECREF(u);
+    return rc ? -1 : 0;
+}
+
+static int x_record(xport *X, xstream *S, const xitem *it, int64_t ts) {
+    const uint8_t *b = S->view.buf;
+    const xpkt *pk = &S->pk[it->pkt];
+    Py_ssize_t off[256], *offs = off, next;
+    const eclass *c;
+    uint64_t tsc;
+    unsigned eid;
+    if (S->L->maxf > 256) {
+        offs = malloc(sizeof(Py_ssize_t) * (size_t)S->L->maxf);
+        if (!offs) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    int rc = -1;
+    if (walk(S->L, b, pk->end, it->pos, &c, &tsc, &next, offs, &eid)) {
+        PyErr_SetString(PyExc_RuntimeError, "a record changed between two walks");
+        goto out;
+    }
+    xcls *ci = &S->ci[eid];
+    int64_t track;
+    if (ci->tk >= 0) {
+        __int128 tid = int_at(&c->f[ci->tk], b + offs[ci->tk]);
+        __int128 pid = int_at(&c->f[ci->pk], b + offs[ci->pk]);
+        track = x_thread_track(X, pid, tid);
+    } else {
+        track = x_cpu_track(X, S->cpu);
+    }
+    if (track < 0) goto out;
+    bbuf *a = &X->ann, *v = &X->tmp;
+    a->n = 0;
+    for (int j = 0; j < c->nf; j++) {
+        int64_t iid = ci->arg_iid[j];
+        if (!iid) {
+            iid = x_intern(&X->args, &X->pargs, 3, ci->arg[j], (size_t)ci->alen[j]);
+            if (iid < 0) goto out;
+            ci->arg_iid[j] = iid;
+        }
+        v->n = 0;
+        if (bb_byte(v, 0x08) || bb_varint(v, (uint64_t)iid)) goto out;
+        const ftype *t = &c->f[j];
+        const uint8_t *p = b + offs[j];
+        if (t->kind == K_INT) {
+            __int128 x = int_at(t, p);
+            if (x < ((__int128)1 << 63)) {
+                if (bb_byte(v, 0x20) || bb_varint(v, (uint64_t)(int64_t)x)) goto out;
+            } else {
+                char dec[24];
+                int n = snprintf(dec, sizeof dec, "%llu", (unsigned long long)x);
+                if (bb_ld(v, 0x32, dec, (size_t)n)) goto out;
+            }
+        } else if (t->kind == K_FLOAT) {
+            if (bb_byte(v, 0x29) || bb_put(v, p, 8)) goto out;
+        } else if (t->kind == K_CHAR) {
+            static const uint8_t fffd[3] = {0xEF, 0xBF, 0xBD};
+            if (p[0] == 0) {
+                if (bb_ld(v, 0x32, p, 0)) goto out;
+            } else if (p[0] < 0x80) {
+                if (bb_ld(v, 0x32, p, 1)) goto out;
+            } else if (bb_ld(v, 0x32, fffd, 3)) {
+                goto out;
+            }
+        } else {
+            if (x_string_value(v, p, (Py_ssize_t)strlen((const char *)p))) goto out;
+        }
+        if (bb_ld(a, 0x22, v->p, v->n)) goto out;
+    }
+    if (!ci->name_iid) {
+        ci->name_iid = x_intern(&X->names, &X->pnames, 2, ci->name, (size_t)ci->nlen);
+        if (ci->name_iid < 0) goto out;
+    }
+    rc = x_event(X, ts, 3, track, ci->name_iid);
+out:
+    if (offs != off) free(offs);
+    return rc;
+}
+
+static int x_item(xport *X, const xitem *it) {
+    xstream *S = &X->st[it->stream];
+    int64_t ts = mono_ns(it->key, S->tsc0, S->mono0, S->freq);
+    X->nitems++;
+    X->last_ts = ts;
+    if (it->loss >= 0) {
+        const xpkt *pk = &S->pk[it->pkt];
+        int64_t track = x_cpu_track(X, S->cpu);
+        if (track < 0) return -1;
+        X->ann.n = 0;
+        int64_t iid = x_intern(&X->names, &X->pnames, 2, pk->lname[it->loss],
+                               (size_t)pk->llen[it->loss]);
+        if (iid < 0) return -1;
+        return x_event(X, ts, 3, track, iid);
+    }
+    return x_record(X, S, it, ts);
+}
+
+/* The next chunk of stream S (PacketReader.chunks): 1 with items in V and its start key in
+ * *START, 0 when the stream has no more, -1 on error. */
+static int x_chunk(xport *X, int si, xvec *v, uint64_t *start) {
+    xstream *S = &X->st[si];
+    const uint8_t *b = S->view.buf;
+    v->n = 0;
+    while (S->cur < S->npk) {
+        xpkt *pk = &S->pk[S->cur];
+        int first = S->at_start;
+        if (first) {
+            for (Py_ssize_t i = 0; i < pk->nloss; i++)
+                if (xv_push(v, (xitem){pk->begin, si, (int32_t)i, S->cur, 0})) return -1;
+            S->pos = pk->off + 76;
+            S->at_start = 0;
+        }
+        Py_ssize_t stop = S->pos + CHUNK < pk->end ? S->pos + CHUNK : pk->end;
+        while (S->pos < stop) {
+            const eclass *c;
+            uint64_t tsc;
+            Py_ssize_t next;
+            unsigned eid;
+            int rc = walk(S->L, b, pk->end, S->pos, &c, &tsc, &next, NULL, &eid);
+            if (rc) {
+                walk_error(rc, S->pos - pk->off, eid);
+                X->err_stream = si;
+                X->err_off = pk->off;
+                return -1;
+            }
+            if (xv_push(v, (xitem){tsc, si, -1, S->cur, S->pos})) return -1;
+            S->pos = next;
+        }
+        int done = S->pos >= pk->end;
+        if (done) {
+            S->cur++;
+            S->at_start = 1;
+        }
+        if (v->n) {
+            *start = v->it[0].key;
+            if (first && pk->begin < *start) *start = pk->begin;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    xvec v;
+    Py_ssize_t pos;
+} xrun;
+
+static Py_ssize_t bisect_key(const xitem *a, Py_ssize_t lo, Py_ssize_t hi, uint64_t x) {
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (a[mid].key < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void merge_sort(xitem *a, xitem *tmp, Py_ssize_t n) {
+    for (Py_ssize_t w = 1; w < n; w *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * w) {
+            Py_ssize_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            Py_ssize_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) tmp[k++] = a[j].key < a[i].key ? a[j++] : a[i++];
+            while (i < mid) tmp[k++] = a[i++];
+            while (j < hi) tmp[k++] = a[j++];
+        }
+        memcpy(a, tmp, sizeof(xitem) * (size_t)n);
+    }
+}
+
+/* _take: emit the items of every run before LIMIT (all when !HAS_LIMIT), merged. */
+static int x_take(xport *X, xrun *runs, int *nruns, int has_limit, uint64_t limit, xvec *batch,
+                  xvec *tmp) {
+    int pieces = 0, keep = 0;
+    batch->n = 0;
+    for (int r = 0; r < *nruns; r++) {
+        xrun *run = &runs[r];
+        Py_ssize_t cut = has_limit ? bisect_key(run->v.it, run->pos, run->v.n, limit) : run->v.n;
+        if (cut > run->pos) {
+            pieces++;
+            for (Py_ssize_t i = run->pos; i < cut; i++)
+                if (xv_push(batch, run->v.it[i])) return -1;
+        }
+        if (cut < run->v.n) {
+            run->pos = cut;
+            if (keep != r) {
+                xrun t = runs[keep];
+                runs[keep] = *run;
+                *run = t;
+            }
+            keep++;
+        }
+    }
+    for (int r = keep; r < *nruns; r++) runs[r].v.n = runs[r].pos = 0; /* spare vectors */
+    *nruns = keep;
+    if (pieces > 1) {
+        if (tmp->cap < batch->n) {
+            xitem *ni = realloc(tmp->it, sizeof(xitem) * (size_t)batch->n);
+            if (!ni) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            tmp->it = ni;
+            tmp->cap = batch->n;
+        }
+        merge_sort(batch->it, tmp->it, batch->n);
+    }
+    for (Py_ssize_t i = 0; i < batch->n; i++)
+        if (x_item(X, &batch->it[i])) return -1;
+    if (batch->n && X->progress != Py_None) {
+        PyObject *r = PyObject_CallFunction(X->progress, "L", (long long)X->last_ts);
+        if (!r) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int x_single(xport *X) {
+    xvec v = {0};
+    uint64_t start;
+    int rc;
+    while ((rc = x_chunk(X, 0, &v, &start)) > 0) {
+        for (Py_ssize_t i = 0; i < v.n; i++)
+            if (x_item(X, &v.it[i])) {
+                rc = -1;
+                break;
+            }
+        if (rc < 0) break;
+        if (X->progress != Py_None) {
+            PyObject *r = PyObject_CallFunction(X->progress, "L", (long long)X->last_ts);
+            if (!r) {
+                rc = -1;
+                break;
+            }
+            Py_DECREF(r);
+        }
+    }
+    free(v.it);
+    return rc < 0 ? -1 : 0;
+}
+
+typedef struct {
+    uint64_t start;
+    int si;
+    xvec v;
+} xhead;
+
+/* TraceDirectory.merged over every stream. */
+static int x_merged(xport *X) {
+    int ns = X->ns, nh = 0, nruns = 0, rc = -1;
+    xhead *heads = calloc((size_t)ns, sizeof(xhead));
+    xrun *runs = calloc((size_t)ns * 2 + 2, sizeof(xrun));
+    int runcap = ns * 2 + 2;
+    xvec batch = {0}, tmp = {0};
+    if (!heads || !runs) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (int si = 0; si < ns; si++) {
+        int r = x_chunk(X, si, &heads[nh].v, &heads[nh].start);
+        if (r < 0) goto out;
+        if (r) heads[nh++].si = si;
+    }
+    while (nh) {
+        int m = 0;
+        for (int h = 1; h < nh; h++)
+            if (heads[h].start < heads[m].start ||
+                (heads[h].start == heads[m].start && heads[h].si < heads[m].si))
+                m = h;
+        if (nruns && x_take(X, runs, &nruns, 1, heads[m].start, &batch, &tmp)) goto out;
+        if (nruns == runcap) {
+            xrun *nr = realloc(runs, sizeof(xrun) * (size_t)(runcap * 2));
+            if (!nr) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            memset(nr + runcap, 0, sizeof(xrun) * (size_t)runcap);
+            runs = nr;
+            runcap *= 2;
+        }
+        /* the chunk becomes a run; the head takes the run slot's spare vector */
+        xvec spare = runs[nruns].v;
+        runs[nruns].v = heads[m].v;
+        runs[nruns].pos = 0;
+        nruns++;
+        heads[m].v = spare;
+        int r = x_chunk(X, heads[m].si, &heads[m].v, &heads[m].start);
+        if (r < 0) goto out;
+        if (!r) {
+            free(heads[m].v.it);
+            heads[m] = heads[--nh];
+            heads[nh].v = (xvec){0};
+        }
+    }
+    if (nruns && x_take(X, runs, &nruns, 0, 0, &batch, &tmp)) goto out;
+    rc = 0;
+out:
+    if (heads)
+        for (int h = 0; h < ns; h++) free(heads[h].v.it);
+    if (runs)
+        for (int r = 0; r < runcap; r++) free(runs[r].v.it);
+    free(heads);
+    free(runs);
+    free(batch.it);
+    free(tmp.it);
+    return rc;
+}
+
+/* export_perfetto(streams, write, progress) -> items written
+ *
+ * streams: [(layout, buffer, packets, cpu, tsc0, mono_ns0, freq, classes)], in the source's
+ * stream order; packets: [(offset, content_size, begin_tsc, (loss name bytes, ...))];
+ * classes: {id: (name bytes, (field name bytes, ...), tid field or -1, pid field)}.
+ * A record that cannot be decoded raises ValueError(message, stream index, packet offset). */
+static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
+    PyObject *streams, *write, *progress;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &streams, &write, &progress)) return NULL;
+    xport X;
+    memset(&X, 0, sizeof X);
+    X.write = write;
+    X.progress = progress;
+    X.next_uuid = 1;
+    X.err_stream = -1;
+    X.ns = (int)PyList_GET_SIZE(streams);
+    X.st = calloc((size_t)(X.ns ? X.ns : 1), sizeof(xstream));
+    PyObject *res = NULL;
+    if (!X.st) return PyErr_NoMemory();
+    for (int si = 0; si < X.ns; si++) {
+        xstream *S = &X.st[si];
+        PyObject *L, *buf, *pkts, *classes;
+        long long cpu, tsc0, mono0, freq;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(streams, si), "O!OO!LLLLO!", &LayoutType, &L, &buf,
+                              &PyList_Type, &pkts, &cpu, &tsc0, &mono0, &freq, &PyDict_Type,
+                              &classes))
+            goto out;
+        S->L = (Layout *)L;
+        if (PyObject_GetBuffer(buf, &S->view, PyBUF_SIMPLE)) goto out;
+        S->have_view = 1;
+        S->cpu = cpu;
+        S->tsc0 = tsc0;
+        S->mono0 = mono0;
+        S->freq = (double)freq;
+        S->at_start = 1;
+        S->npk = PyList_GET_SIZE(pkts);
+        S->pk = calloc((size_t)(S->npk ? S->npk : 1), sizeof(xpkt));
+        S->ci = calloc((size_t)(S->L->nids ? S->L->nids : 1), sizeof(xcls));
+        if (!S->pk || !S->ci) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        for (Py_ssize_t i = 0; i < S->npk; i++) {
+            Py_ssize_t off, size;
+            unsigned long long begin;
+            PyObject *ln;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(pkts, i), "nnKO!", &off, &size, &begin,
+                                  &PyTuple_Type, &ln))
+                goto out;
+            xpkt *p = &S->pk[i];
+            if (off < 0 || size < 76 || off + size > S->view.len) {
+                PyErr_SetString(PyExc_ValueError, "packet outside its stream's bytes");
+                goto out;
+            }
+            p->off = off;
+            p->end = off + size;
+            p->begin = begin;
+            p->nloss = PyTuple_GET_SIZE(ln);
+            p->lname = calloc((size_t)(p->nloss ? p->nloss : 1), sizeof(char *));
+            p->llen = calloc((size_t)(p->nloss ? p->nloss : 1), sizeof(Py_ssize_t));
+            if (!p->lname || !p->llen) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            for (Py_ssize_t j = 0; j < p->nloss; j++) {
+                char *s;
+                if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(ln, j), &s, &p->llen[j])) goto out;
+                p->lname[j] = s;
+            }
+        }
+        PyObject *key, *val;
+        Py_ssize_t it = 0;
+        while (PyDict_Next(classes, &it, &key, &val)) {
+            long id = PyLong_AsLong(key);
+            PyObject *name, *fnames;
+            int tk, pk;
+            if (id == -1 && PyErr_Occurred()) goto out;
+            if (id < 0 || id >= S->L->nids || !S->L->cls[id].declared) {
+                PyErr_SetString(PyExc_ValueError, "class id not in the layout");
+                goto out;
+            }
+            if (!PyArg_ParseTuple(val, "O!O!ii", &PyBytes_Type, &name, &PyTuple_Type, &fnames,
+                                  &tk, &pk))
+                goto out;
+            xcls *c = &S->ci[id];
+            const eclass *ec = &S->L->cls[id];
+            c->name = PyBytes_AS_STRING(name);
+            c->nlen = PyBytes_GET_SIZE(name);
+            c->nf = (int)PyTuple_GET_SIZE(fnames);
+            if (c->nf != ec->nf || tk >= c->nf || pk >= c->nf || (tk >= 0 && pk < 0) ||
+                (tk >= 0 && (ec->f[tk].kind != K_INT || ec->f[pk].kind != K_INT))) {
+                PyErr_SetString(PyExc_ValueError, "class fields disagree with the layout");
+                goto out;
+            }
+            c->tk = tk;
+            c->pk = pk;
+            c->arg = calloc((size_t)(c->nf ? c->nf : 1), sizeof(char *));
+            c->alen = calloc((size_t)(c->nf ? c->nf : 1), sizeof(Py_ssize_t));
+            c->arg_iid = calloc((size_t)(c->nf ? c->nf : 1), sizeof(int64_t));
+            if (!c->arg || !c->alen || !c->arg_iid) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            for (int j = 0; j < c->nf; j++) {
+                char *s;
+                if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(fnames, j), &s, &c->alen[j]))
+                    goto out;
+                c->arg[j] = s;
+            }
+        }
+    }
+    /* the first packet clears the sequence's incremental state */
+    static const uint8_t first[6] = {0x0a, 0x04, 10 << 3, 1, 13 << 3, 1};
+    if (bb_put(&X.out, first, sizeof first)) goto out;
+    if ((X.ns == 1 ? x_single(&X) : X.ns ? x_merged(&X) : 0) || x_flush(&X)) {
+        if (X.err_stream >= 0 && PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            PyErr_NormalizeException(&t, &v, &tb);
+            PyObject *msg = PyObject_Str(v);
+            Py_XDECREF(t);
+            Py_XDECREF(v);
+            Py_XDECREF(tb);
+            if (msg) {
+                PyObject *e = Py_BuildValue("(Nin)", msg, X.err_stream, X.err_off);
+                if (e) {
+                    PyErr_SetObject(PyExc_ValueError, e);
+                    Py_DECREF(e);
+                }
+            }
+        }
+        goto out;
+    }
+    res = PyLong_FromLongLong(X.nitems);
+out:
+    for (int si = 0; si < X.ns; si++) {
+        xstream *S = &X.st[si];
+        if (S->have_view) PyBuffer_Release(&S->view);
+        if (S->pk)
+            for (Py_ssize_t i = 0; i < S->npk; i++) {
+                free(S->pk[i].lname);
+                free(S->pk[i].llen);
+            }
+        free(S->pk);
+        if (S->ci && S->L)
+            for (int i = 0; i < S->L->nids; i++) {
+                free(S->ci[i].arg);
+                free(S->ci[i].alen);
+                free(S->ci[i].arg_iid);
+            }
+        free(S->ci);
+    }
+    free(X.st);
+    free(X.out.p);
+    free(X.te.p);
+    free(X.body.p);
+    free(X.ann.p);
+    free(X.pnames.p);
+    free(X.pargs.p);
+    free(X.tmp.p);
+    free(X.tracks.e);
+    smap_free(&X.names);
+    smap_free(&X.args);
+    return res;
+}
+
+static PyMethodDef module_methods[] = {
+    {"export_perfetto", export_perfetto, METH_VARARGS,
+     "export_perfetto(streams, write, progress) -> items written (see native/ttdec.c)"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Layout_methods[] = {
     {"stats", (PyCFunction)Layout_stats, METH_VARARGS,
      "stats(buf, start) -> ({id: count} in first-seen order, events, first_tsc, last_tsc)"},
@@ -725,7 +1599,7 @@ static PyTypeObject FilterType = {
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "tracetui.core.trace._ttdec",
-    "tracetui's packet records decoded in C for the explorer's scans.", -1, NULL,
+    "tracetui's packet records decoded in C for the explorer's scans.", -1, module_methods,
     NULL, NULL, NULL, NULL,
 };
 

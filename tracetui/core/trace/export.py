@@ -407,8 +407,18 @@ def export_perfetto(
     *,
     counters: Iterable[str] = (),
     progress: Progress | None = None,
+    native: bool = True,
 ) -> int:
-    """Write SOURCE as a Perfetto protobuf trace to OUT (binary); return events written."""
+    """Write SOURCE as a Perfetto protobuf trace to OUT (binary); return events written.
+
+    Without counters, the per-event loop runs in C where the source allows
+    (core/trace/native.py: the same bytes); ``native=False`` keeps it in Python."""
+    if native and not counters:
+        from tracetui.core.trace import native as _native
+
+        written = _native.export_perfetto(source, out, progress)
+        if written is not None:
+            return written
     p = _Perfetto(out)
     cs = _Counters(counters)
     n = 0

@@ -106,7 +106,9 @@ class StreamScanner:
     def _bad(self, info: PacketInfo, e: ValueError) -> TraceFormatError:
         return self.source._bad(self.stream, info.offset, str(e))  # type: ignore[no-any-return]
 
-    def stats(self, info: PacketInfo) -> tuple[list[Any], dict[int, int], int, int | None, int | None]:
+    def stats(
+        self, info: PacketInfo
+    ) -> tuple[list[Any], dict[int, int], int, int | None, int | None]:
         """(losses, {id: events}, events, first event's tsc, last event's tsc) of one packet."""
         buf, losses, _ = self.read(info)
         try:
@@ -242,3 +244,82 @@ def compile_filter(flt: EventFilter, scanner: StreamScanner) -> Any | None:
     except _Unsupported:
         return None
     return _ttdec.Filter(scanner.layout, trees)
+
+
+# -- the Perfetto export --------------------------------------------------------------
+
+
+def export_perfetto(source: Any, out: Any, progress: Any = None) -> int | None:
+    """Write SOURCE as export.export_perfetto does (no counters), the per-event loop in C;
+    None when C cannot write exactly what Python writes (then nothing was written)."""
+    if not available():
+        return None
+    from tracetui.core.pyfuncs import FUNCTION_EVENTS
+    from tracetui.core.trace.export import PID_FIELDS, TID_FIELDS
+    from tracetui.core.trace.reader import TraceDirectory
+
+    if not isinstance(source, TraceDirectory):
+        return None
+    markers = source.markers
+    names = [m.name for m in markers.values()]
+    if len(set(names)) != len(names) or any(n in FUNCTION_EVENTS or n == "py_func" for n in names):
+        return None  # slices from function events, and per-name keys: Python's walk
+    classes: dict[int, tuple[bytes, tuple[bytes, ...], int, int]] = {}
+    for mid, m in markers.items():
+        fnames = m.format.names
+        tk = next((k for k in TID_FIELDS if k in fnames), None)
+        pk = next((k for k in PID_FIELDS if k in fnames), tk)
+        ti = pi = -1
+        if tk is not None and pk is not None:
+            ti, pi = fnames.index(tk), fnames.index(pk)
+            if any(m.format.types[i].kind not in ("int", "hex") for i in (ti, pi)):
+                return None  # int() of a string or a float field: Python's walk
+        classes[mid] = (m.name.encode(), tuple(n.encode() for n in fnames), ti, pi)
+    import mmap
+
+    maps: list[Any] = []
+    streams: list[tuple[Any, ...]] = []
+    lo = hi = None
+    try:
+        for stream in source.streams:
+            infos = source.packet_index(stream)
+            sc = stream_scanner(source, stream, infos)
+            if sc is None:
+                return None
+            try:
+                with open(stream.path, "rb") as f:
+                    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as e:
+                raise TraceFormatError(f"cannot read {stream.path}: {e}") from None
+            maps.append(mm)
+            tracker = LossTracker()
+            packets = []
+            for info in infos:
+                if info.offset + info.content_size > len(mm):
+                    raise source._bad(stream, info.offset, "the file ends inside the packet")
+                h = PACKET_HEADER.unpack_from(mm, info.offset)
+                losses: list[Any] = []
+                tracker.losses(h[_BEGIN], h[_SEQ], h[_DISCARDED], _LossOut, losses)  # type: ignore[arg-type]
+                lnames = tuple(f"lost {lost} {unit}".encode() for _, lost, unit in losses)
+                packets.append((info.offset, info.content_size, h[_BEGIN], lnames))
+                lo = info.begin_ns if lo is None else min(lo, info.begin_ns)
+                hi = info.end_ns if hi is None else max(hi, info.end_ns)
+            streams.append((sc.layout, mm, packets, stream.cpu, *sc.clock, classes))
+        report = None
+        if progress is not None:
+            base, span = lo or 0, max(0, (hi or 0) - (lo or 0))
+
+            def report(last_ts: int) -> None:
+                progress(max(0, last_ts - base), span)
+
+        assert _ttdec is not None
+        try:
+            return _ttdec.export_perfetto(streams, out.write, report)  # type: ignore[no-any-return]
+        except ValueError as e:
+            if len(e.args) == 1 and isinstance(e.args[0], tuple):
+                msg, si, off = e.args[0]
+                raise source._bad(source.streams[si], off, msg) from None
+            raise
+    finally:
+        for mm in maps:
+            mm.close()
