@@ -1515,7 +1515,7 @@ static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
             Py_XDECREF(v);
             Py_XDECREF(tb);
             if (msg) {
-                PyObject *e = Py_BuildValue("(Nin)", msg, X.err_stream, X.err_off);
+                PyObject *e = Py_BuildValue("((Nin))", msg, X.err_stream, X.err_off);
                 if (e) {
                     PyErr_SetObject(PyExc_ValueError, e);
                     Py_DECREF(e);

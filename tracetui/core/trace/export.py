@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from tracetui.core.pyfuncs import CALL_EVENTS, RETURN_EVENTS, FunctionTable
+from tracetui.core.pyfuncs import CALL_EVENTS, FUNCTION_EVENTS, RETURN_EVENTS, FunctionTable
 from tracetui.core.trace.packets import Loss
 from tracetui.core.trace.source import TraceSource
 
@@ -416,7 +416,9 @@ def export_perfetto(
     if native and not counters:
         from tracetui.core.trace import native as _native
 
-        written = _native.export_perfetto(source, out, progress)
+        written = _native.export_perfetto(
+            source, out, progress, TID_FIELDS, PID_FIELDS, FUNCTION_EVENTS | {"py_func"}
+        )
         if written is not None:
             return written
     p = _Perfetto(out)

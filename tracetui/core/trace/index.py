@@ -33,7 +33,7 @@ from operator import attrgetter
 from typing import Any
 
 from tracetui.core.model.predicate import EventFilter
-from tracetui.core.trace.packets import Event, Item, Loss, Stream
+from tracetui.core.trace.packets import Item, Loss, Stream
 from tracetui.core.trace.source import PacketInfo, TraceSource
 
 __all__ = [
@@ -546,7 +546,11 @@ class TraceIndex(WindowedRows):
         s = self.streams[p.stream]
         n = 0
         for cls, c in by_cls.items():
-            if cls is None:
+            if cls is None:  # losses, and other producers' events (no event class)
+                for it in items:
+                    if getattr(it, "cls", None) is None and not isinstance(it, Loss):
+                        st.by_name[it.name] += 1
+                        n += 1
                 continue
             st.by_name[cls.name] += c
             n += c
@@ -563,7 +567,7 @@ class TraceIndex(WindowedRows):
             st.events += n
             st.by_cpu[s.cpu] += n
             st.by_channel[s.channel] += n
-            first = next((it for it in items if isinstance(it, Event)), None)
+            first = next((it for it in items if not isinstance(it, Loss)), None)
             if first is not None:
                 ts = first.ts_ns
                 if st.first_ns is None or ts < st.first_ns:
@@ -663,8 +667,8 @@ def count_matches(items: Sequence[Item], flt: EventFilter, tests: dict[object, A
     """How many of ITEMS pass FLT (losses always do); TESTS caches the per-class test."""
     n = 0
     for cls, group in itertools.groupby(items, key=_cls):
-        if cls is None:
-            n += sum(1 for _ in group)
+        if cls is None:  # losses, and other producers' events (no event class)
+            n += sum(1 for it in group if _foreign_passes(it, flt, tests))
             continue
         t = tests.get(cls)
         if t is None:
@@ -680,13 +684,27 @@ def _cls(item: Item) -> Any:
     return getattr(item, "cls", None)
 
 
+def _foreign_passes(it: Any, flt: EventFilter, tests: dict[object, Any]) -> bool:
+    """A loss (always passes) or an event without an event class (LTTng's: name, cpu,
+    channel and a fields dict), tested by FLT bound per (name, cpu, channel, field names)."""
+    if isinstance(it, Loss):
+        return True
+    fields = it.fields
+    key = (it.name, it.cpu, it.channel, tuple(fields))
+    t = tests.get(key)
+    if t is None:
+        t = tests[key] = flt.bind(it.name, it.cpu, it.channel, key[3])
+    return t is True or (t is not False and bool(t(tuple(fields.values()))))
+
+
 def filter_items(items: Sequence[Item], flt: EventFilter, tests: dict[object, Any]) -> list[Item]:
     """The items of ITEMS that pass FLT, in order (losses always do)."""
     out: list[Item] = []
     for it in items:
         cls = getattr(it, "cls", None)
         if cls is None:
-            out.append(it)
+            if _foreign_passes(it, flt, tests):
+                out.append(it)
             continue
         t = tests.get(cls)
         if t is None:

@@ -249,26 +249,33 @@ def compile_filter(flt: EventFilter, scanner: StreamScanner) -> Any | None:
 # -- the Perfetto export --------------------------------------------------------------
 
 
-def export_perfetto(source: Any, out: Any, progress: Any = None) -> int | None:
-    """Write SOURCE as export.export_perfetto does (no counters), the per-event loop in C;
-    None when C cannot write exactly what Python writes (then nothing was written)."""
+def export_perfetto(
+    source: Any,
+    out: Any,
+    progress: Any,
+    tid_fields: tuple[str, ...],
+    pid_fields: tuple[str, ...],
+    python_events: frozenset[str],
+) -> int | None:
+    """Write SOURCE as export.export_perfetto does without counters (threads named by the first
+    of TID_FIELDS / PID_FIELDS a format has), the per-event loop in C; None when C cannot write
+    exactly what Python writes (events named in PYTHON_EVENTS, other producers' streams...):
+    nothing was written then."""
     if not available():
         return None
-    from tracetui.core.pyfuncs import FUNCTION_EVENTS
-    from tracetui.core.trace.export import PID_FIELDS, TID_FIELDS
     from tracetui.core.trace.reader import TraceDirectory
 
     if not isinstance(source, TraceDirectory):
         return None
     markers = source.markers
     names = [m.name for m in markers.values()]
-    if len(set(names)) != len(names) or any(n in FUNCTION_EVENTS or n == "py_func" for n in names):
+    if len(set(names)) != len(names) or any(n in python_events for n in names):
         return None  # slices from function events, and per-name keys: Python's walk
     classes: dict[int, tuple[bytes, tuple[bytes, ...], int, int]] = {}
     for mid, m in markers.items():
         fnames = m.format.names
-        tk = next((k for k in TID_FIELDS if k in fnames), None)
-        pk = next((k for k in PID_FIELDS if k in fnames), tk)
+        tk = next((k for k in tid_fields if k in fnames), None)
+        pk = next((k for k in pid_fields if k in fnames), tk)
         ti = pi = -1
         if tk is not None and pk is not None:
             ti, pi = fnames.index(tk), fnames.index(pk)
