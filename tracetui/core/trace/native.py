@@ -41,6 +41,8 @@ _POS = {f.name: i for i, f in enumerate(HEADER_FIELDS)}
 _BEGIN, _SEQ, _DISCARDED = _POS["timestamp_begin"], _POS["packet_seq_num"], _POS["events_discarded"]
 # Set False (tests, benchmarks) to run every scan in Python.
 ENABLED = os.environ.get("TRACETUI_NATIVE", "1") != "0"
+# Whether the last export_perfetto ran in C (benchmarks/bench_explore.py reports it).
+last_export_native = False
 
 
 def available() -> bool:
@@ -129,6 +131,8 @@ class StreamScanner:
 
 def stream_scanner(source: Any, stream: Stream, infos: list[PacketInfo]) -> StreamScanner | None:
     """A C scanner for STREAM, or None (Python decodes it): see the module docstring."""
+    global last_export_native
+    last_export_native = False
     if not available():
         return None
     from tracetui.core.trace.reader import TraceDirectory
@@ -261,6 +265,8 @@ def export_perfetto(
     of TID_FIELDS / PID_FIELDS a format has), the per-event loop in C; None when C cannot write
     exactly what Python writes (events named in PYTHON_EVENTS, other producers' streams...):
     nothing was written then."""
+    global last_export_native
+    last_export_native = False
     if not available():
         return None
     from tracetui.core.trace.reader import TraceDirectory
@@ -321,6 +327,7 @@ def export_perfetto(
 
         assert _ttdec is not None
         try:
+            last_export_native = True
             return _ttdec.export_perfetto(streams, out.write, report)  # type: ignore[no-any-return]
         except ValueError as e:
             if len(e.args) == 1 and isinstance(e.args[0], tuple):
