@@ -209,6 +209,19 @@ def test_statistics_native_equals_python(trace: str, request: pytest.FixtureRequ
 
 
 @pytest.mark.parametrize("trace", TRACES)
+def test_exact_counts_native_equal_python(trace: str, request: pytest.FixtureRequest) -> None:
+    path = request.getfixturevalue(trace)
+    fast, slow = TraceIndex(open_trace(path)), TraceIndex(open_trace(path), native=False)
+    fast.window(len(fast.cuts) // 2)  # one window already exact: the pass keeps it
+    for idx in (fast, slow):
+        for _ in idx.count_pass():
+            pass
+    assert fast.native_streams and not slow.native_streams
+    assert fast.exact == slow.exact and fast._cum == slow._cum
+    assert fast.row_count == sum(1 for _ in open_trace(path))
+
+
+@pytest.mark.parametrize("trace", TRACES)
 def test_filters_native_equal_python(trace: str, request: pytest.FixtureRequest) -> None:
     path = request.getfixturevalue(trace)
     ran_in_c = 0

@@ -467,6 +467,10 @@ class TraceIndex(WindowedRows):
     def count_pass(self) -> Iterator[Progress]:
         """Make every window's count exact (decoding each packet once); yields progress."""
         total = len(self.cuts)
+        scanners = self._scanners()
+        if any(sc is not None for sc in scanners):
+            yield from self._native_count_pass(scanners)
+            return
         for k in range(total):
             if self.exact[k] is None:
                 n = sum(len(part) for part in self.window_parts(k))
@@ -474,6 +478,57 @@ class TraceIndex(WindowedRows):
             if k % 16 == 0:
                 yield Progress(k, total)
         yield Progress(total, total)
+
+    def _native_count_pass(self, scanners: list[Any]) -> Iterator[Progress]:
+        """``count_pass`` packet by packet: items per window counted in C where a stream allows
+        (an always-true filter), by ``_split`` elsewhere; only packets of inexact windows."""
+        from tracetui.core.trace import native
+
+        every = EventFilter()
+        compiled = [None if sc is None else native.compile_filter(every, sc) for sc in scanners]
+        need = [c is None for c in self.exact]
+        acc = [0] * len(self.cuts)
+        yield from self._window_pass(
+            scanners, compiled, acc, lambda pi, k: len(self._split(pi, k)), need
+        )
+        for k, needed in enumerate(need):
+            if needed:
+                self.exact[k] = acc[k]
+        self._recount()
+        yield Progress(len(self.packets), len(self.packets))
+
+    def _window_pass(
+        self,
+        scanners: list[Any],
+        compiled: list[Any],
+        acc: list[int],
+        python_count: Callable[[int, int], int],
+        need: list[bool] | None = None,
+    ) -> Iterator[Progress]:
+        """Add each packet's matching items per window to ACC (packets of a window in NEED only):
+        in C by its stream's compiled filter, else ``python_count(packet, window)``."""
+        total = len(self.packets)
+        cuts = self.cuts
+        try:
+            for pi, p in enumerate(self.packets):
+                if need is not None and not any(need[p.first : p.last + 1]):
+                    continue
+                cf = compiled[p.stream]
+                if cf is None:
+                    for k in range(p.first, p.last + 1):
+                        acc[k] += python_count(pi, k)
+                else:
+                    got, n = scanners[p.stream].windows(cf, p.info, cuts[p.first + 1 : p.last + 1])
+                    if self.packet_count[pi] is None:
+                        self._learn(pi, n)
+                    for j, c in enumerate(got):
+                        acc[p.first + j] += c
+                if pi % 8 == 0:
+                    yield Progress(pi, total)
+        finally:
+            for sc in scanners:
+                if sc is not None:
+                    sc.close()
 
     def statistics(self) -> Iterator[Progress | Statistics]:
         """Counts per name, CPU and channel over every item; yields progress, then the result."""
@@ -605,27 +660,10 @@ class TraceIndex(WindowedRows):
         compiled = [None if sc is None else native.compile_filter(flt, sc) for sc in scanners]
         self.native_streams = [si for si, c in enumerate(compiled) if c is not None]
         counts = [0] * len(self.cuts)
-        total = len(self.packets)
-        cuts = self.cuts
-        try:
-            for pi, p in enumerate(self.packets):
-                cf = compiled[p.stream]
-                if cf is None:
-                    for k in range(p.first, p.last + 1):
-                        counts[k] += count_matches(self._split(pi, k), flt, tests)
-                else:
-                    got, n = scanners[p.stream].windows(cf, p.info, cuts[p.first + 1 : p.last + 1])
-                    if self.packet_count[pi] is None:
-                        self._learn(pi, n)
-                    for j, c in enumerate(got):
-                        counts[p.first + j] += c
-                if pi % 8 == 0:
-                    yield Progress(pi, total)
-        finally:
-            for sc in scanners:
-                if sc is not None:
-                    sc.close()
-        yield Progress(total, total)
+        yield from self._window_pass(
+            scanners, compiled, counts, lambda pi, k: count_matches(self._split(pi, k), flt, tests)
+        )
+        yield Progress(len(self.packets), len(self.packets))
         yield counts
 
 
