@@ -882,6 +882,10 @@ typedef struct {
     int64_t *arg_iid; /* cache: 0 until interned */
     int tk, pk;       /* thread/process field indices, -1: none */
     int64_t name_iid;
+    int ncnt;       /* counter samples after each instant: */
+    int *cspec;     /* the spec (index into xport.spec) */
+    int *cfield;    /* and the field feeding it */
+    int seen;
 } xcls;
 
 typedef struct {
@@ -929,7 +933,10 @@ typedef struct {
     xstream *st;
     int ns;
     bbuf out, te, body, ann, pnames, pargs, tmp;
-    imap tracks;   /* tag 0 cpu, 1 thread (tid), 2 process (pid) -> uuid */
+    imap tracks;   /* tag 0 cpu, 1 thread (tid), 2 process (pid), 3 counter (spec) -> uuid */
+    const char **spec;
+    Py_ssize_t *speclen;
+    int nspec;
     smap names, args;
     int64_t next_uuid, nitems, last_ts;
     PyObject *write, *progress;
@@ -982,6 +989,20 @@ static int64_t x_cpu_track(xport *X, int64_t cpu) {
     return rc ? -1 : uuid;
 }
 
+static int64_t x_counter_track(xport *X, int sp) {
+    imap_e *e = imap_find(&X->tracks, 3, sp, 0);
+    if (e) return e->v;
+    e = imap_find(&X->tracks, 3, sp, 1);
+    if (!e) return -1;
+    int64_t uuid = e->v = X->next_uuid++;
+    bbuf d = {0};
+    static const uint8_t counter[2] = {0x42, 0x00}; /* TrackDescriptor.counter, empty */
+    int rc = bb_ld(&d, 0x12, X->spec[sp], (size_t)X->speclen[sp]) || bb_put(&d, counter, 2) ||
+             x_track_packet(X, uuid, &d);
+    free(d.p);
+    return rc ? -1 : uuid;
+}
+
 static int64_t x_thread_track(xport *X, __int128 pid, __int128 tid) {
     imap_e *e = imap_find(&X->tracks, 1, tid, 0);
     if (e) return e->v;
@@ -1024,15 +1045,16 @@ static int64_t x_intern(smap *m, bbuf *pending, int field, const char *s, size_t
     return rc ? -1 : e->v;
 }
 
-/* One TracePacket with a TrackEvent of type KIND (3: instant) on TRACK, named NAME_IID,
- * with the annotations in X->ann. */
+/* One TracePacket with a TrackEvent of type KIND (3: instant, 4: counter) on TRACK, named
+ * NAME_IID (none: < 0), with the annotations (or counter value) in X->ann. */
 static int x_event(xport *X, int64_t ts, int kind, int64_t track, int64_t name_iid) {
     bbuf *te = &X->te, *body = &X->body;
     te->n = body->n = 0;
     if (bb_byte(te, 9 << 3) || bb_byte(te, (uint8_t)kind) || bb_byte(te, 11 << 3) ||
-        bb_varint(te, (uint64_t)track) || bb_byte(te, 10 << 3) ||
-        bb_varint(te, (uint64_t)name_iid) || bb_put(te, X->ann.p, X->ann.n))
+        bb_varint(te, (uint64_t)track))
         return -1;
+    if (name_iid >= 0 && (bb_byte(te, 10 << 3) || bb_varint(te, (uint64_t)name_iid))) return -1;
+    if (bb_put(te, X->ann.p, X->ann.n)) return -1;
     if (bb_byte(body, 8 << 3) || bb_varint(body, (uint64_t)ts) || bb_ld(body, 0x5a, te->p, te->n))
         return -1;
     static const uint8_t tail[4] = {10 << 3, 1, 13 << 3, 2};
@@ -1154,7 +1176,26 @@ static int x_record(xport *X, xstream *S, const xitem *it, int64_t ts) {
         ci->name_iid = x_intern(&X->names, &X->pnames, 2, ci->name, (size_t)ci->nlen);
         if (ci->name_iid < 0) goto out;
     }
-    rc = x_event(X, ts, 3, track, ci->name_iid);
+    ci->seen = 1;
+    if ((rc = x_event(X, ts, 3, track, ci->name_iid))) goto out;
+    for (int q = 0; q < ci->ncnt; q++) { /* ("C", ts, spec, value) records */
+        int j = ci->cfield[q], sp = ci->cspec[q];
+        rc = -1;
+        int64_t ct = x_counter_track(X, sp);
+        if (ct < 0) goto out;
+        bbuf *a = &X->ann;
+        a->n = 0;
+        const ftype *t = &c->f[j];
+        if (t->kind == K_FLOAT) {
+            static const uint8_t dtag[2] = {0xe1, 0x02}; /* double_value (44) */
+            if (bb_put(a, dtag, 2) || bb_put(a, b + offs[j], 8)) goto out;
+        } else {
+            static const uint8_t itag[2] = {0xf0, 0x01}; /* counter_value (30) */
+            if (bb_put(a, itag, 2) || bb_varint(a, (uint64_t)int_at(t, b + offs[j]))) goto out;
+        }
+        if ((rc = x_event(X, ts, 4, ct, -1))) goto out;
+        X->nitems++;
+    }
 out:
     if (offs != off) free(offs);
     return rc;
@@ -1390,18 +1431,38 @@ out:
     return rc;
 }
 
-/* export_perfetto(streams, write, progress) -> items written
+/* export_perfetto(streams, write, progress, specs) -> (records written, {ids seen})
  *
  * streams: [(layout, buffer, packets, cpu, tsc0, mono_ns0, freq, classes)], in the source's
  * stream order; packets: [(offset, content_size, begin_tsc, (loss name bytes, ...))];
- * classes: {id: (name bytes, (field name bytes, ...), tid field or -1, pid field)}.
+ * classes: {id: (name bytes, (field name bytes, ...), tid field or -1, pid field,
+ * ((counter spec index, field), ...))}; specs: the counter specs (bytes), in order.
  * A record that cannot be decoded raises ValueError(message, stream index, packet offset). */
 static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
-    PyObject *streams, *write, *progress;
+    PyObject *streams, *write, *progress, *specs;
     (void)mod;
-    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &streams, &write, &progress)) return NULL;
+    if (!PyArg_ParseTuple(args, "O!OOO!", &PyList_Type, &streams, &write, &progress,
+                          &PyTuple_Type, &specs))
+        return NULL;
     xport X;
     memset(&X, 0, sizeof X);
+    X.nspec = (int)PyTuple_GET_SIZE(specs);
+    X.spec = calloc((size_t)X.nspec + 1, sizeof(char *));
+    X.speclen = calloc((size_t)X.nspec + 1, sizeof(Py_ssize_t));
+    if (!X.spec || !X.speclen) {
+        free(X.spec);
+        free(X.speclen);
+        return PyErr_NoMemory();
+    }
+    for (int i = 0; i < X.nspec; i++) {
+        char *sp;
+        if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(specs, i), &sp, &X.speclen[i])) {
+            free(X.spec);
+            free(X.speclen);
+            return NULL;
+        }
+        X.spec[i] = sp;
+    }
     X.write = write;
     X.progress = progress;
     X.next_uuid = 1;
@@ -1465,15 +1526,15 @@ static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
         Py_ssize_t it = 0;
         while (PyDict_Next(classes, &it, &key, &val)) {
             long id = PyLong_AsLong(key);
-            PyObject *name, *fnames;
+            PyObject *name, *fnames, *cnts;
             int tk, pk;
             if (id == -1 && PyErr_Occurred()) goto out;
             if (id < 0 || id >= S->L->nids || !S->L->cls[id].declared) {
                 PyErr_SetString(PyExc_ValueError, "class id not in the layout");
                 goto out;
             }
-            if (!PyArg_ParseTuple(val, "O!O!ii", &PyBytes_Type, &name, &PyTuple_Type, &fnames,
-                                  &tk, &pk))
+            if (!PyArg_ParseTuple(val, "O!O!iiO!", &PyBytes_Type, &name, &PyTuple_Type, &fnames,
+                                  &tk, &pk, &PyTuple_Type, &cnts))
                 goto out;
             xcls *c = &S->ci[id];
             const eclass *ec = &S->L->cls[id];
@@ -1487,6 +1548,24 @@ static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
             }
             c->tk = tk;
             c->pk = pk;
+            c->ncnt = (int)PyTuple_GET_SIZE(cnts);
+            c->cspec = calloc((size_t)c->ncnt + 1, sizeof(int));
+            c->cfield = calloc((size_t)c->ncnt + 1, sizeof(int));
+            if (!c->cspec || !c->cfield) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            for (int q = 0; q < c->ncnt; q++) {
+                int sp, fj;
+                if (!PyArg_ParseTuple(PyTuple_GET_ITEM(cnts, q), "ii", &sp, &fj)) goto out;
+                if (sp < 0 || sp >= X.nspec || fj < 0 || fj >= c->nf || ec->f[fj].kind == K_STR ||
+                    ec->f[fj].kind == K_CHAR) {
+                    PyErr_SetString(PyExc_ValueError, "a counter of no numeric field");
+                    goto out;
+                }
+                c->cspec[q] = sp;
+                c->cfield[q] = fj;
+            }
             c->arg = calloc((size_t)(c->nf ? c->nf : 1), sizeof(char *));
             c->alen = calloc((size_t)(c->nf ? c->nf : 1), sizeof(Py_ssize_t));
             c->arg_iid = calloc((size_t)(c->nf ? c->nf : 1), sizeof(int64_t));
@@ -1524,7 +1603,20 @@ static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
         }
         goto out;
     }
-    res = PyLong_FromLongLong(X.nitems);
+    PyObject *seen = PySet_New(NULL);
+    if (!seen) goto out;
+    for (int si = 0; si < X.ns; si++)
+        for (int i = 0; i < X.st[si].L->nids; i++) {
+            if (!X.st[si].ci[i].seen) continue;
+            PyObject *k = PyLong_FromLong(i);
+            if (!k || PySet_Add(seen, k)) {
+                Py_XDECREF(k);
+                Py_DECREF(seen);
+                goto out;
+            }
+            Py_DECREF(k);
+        }
+    res = Py_BuildValue("LN", (long long)X.nitems, seen);
 out:
     for (int si = 0; si < X.ns; si++) {
         xstream *S = &X.st[si];
@@ -1540,10 +1632,14 @@ out:
                 free(S->ci[i].arg);
                 free(S->ci[i].alen);
                 free(S->ci[i].arg_iid);
+                free(S->ci[i].cspec);
+                free(S->ci[i].cfield);
             }
         free(S->ci);
     }
     free(X.st);
+    free(X.spec);
+    free(X.speclen);
     free(X.out.p);
     free(X.te.p);
     free(X.body.p);
@@ -1559,7 +1655,7 @@ out:
 
 static PyMethodDef module_methods[] = {
     {"export_perfetto", export_perfetto, METH_VARARGS,
-     "export_perfetto(streams, write, progress) -> items written (see native/ttdec.c)"},
+     "export_perfetto(streams, write, progress, specs) -> (records, ids seen) (native/ttdec.c)"},
     {NULL, NULL, 0, NULL},
 };
 

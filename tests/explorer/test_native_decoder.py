@@ -37,7 +37,7 @@ from tracetui.core.model.packet import (
 )
 from tracetui.core.model.predicate import EventFilter
 from tracetui.core.trace import native
-from tracetui.core.trace.export import export_perfetto
+from tracetui.core.trace.export import ExportError, export_perfetto
 from tracetui.core.trace.index import Statistics, TraceIndex
 from tracetui.core.trace.metadata import TraceFormatError
 from tracetui.core.trace.traces import open_trace
@@ -255,13 +255,16 @@ def test_perfetto_export_native_is_byte_identical(
     assert n == m and n > 1000
     assert fast.getvalue() == slow.getvalue()
     assert seen and seen[-1][0] <= seen[-1][1]
-    # Counters stay on the Python path (and still agree with themselves).
+    # Counter tracks: integer and float fields, per event or for every event with the field.
     c1, c2 = io.BytesIO(), io.BytesIO()
-    spec = ["load"] if trace != "demo" else ["sched_switch.prev_pid"]
-    assert export_perfetto(open_trace(path), c1, counters=spec) == export_perfetto(
-        open_trace(path), c2, counters=spec, native=False
-    )
+    spec = ["load", "ints.b", "f_llu", "f_d"] if trace != "demo" else ["sched_switch.prev_pid"]
+    n1 = export_perfetto(open_trace(path), c1, counters=spec)
+    assert native.last_export_native
+    assert n1 == export_perfetto(open_trace(path), c2, counters=spec, native=False) > n
     assert c1.getvalue() == c2.getvalue()
+    for bad in (["nothing.here"], ["f_s"]):  # no numeric field of that name: one sentence
+        with pytest.raises(ExportError, match="no event of the trace has a numeric field"):
+            export_perfetto(open_trace(path), io.BytesIO(), counters=bad)
 
 
 def test_export_parses_back(odd_trace: Path) -> None:

@@ -411,18 +411,18 @@ def export_perfetto(
 ) -> int:
     """Write SOURCE as a Perfetto protobuf trace to OUT (binary); return events written.
 
-    Without counters, the per-event loop runs in C where the source allows
-    (core/trace/native.py: the same bytes); ``native=False`` keeps it in Python."""
-    if native and not counters:
+    The per-event loop runs in C where the source allows (core/trace/native.py: the same
+    bytes); ``native=False`` keeps it in Python."""
+    cs = _Counters(counters)
+    if native:
         from tracetui.core.trace import native as _native
 
         written = _native.export_perfetto(
-            source, out, progress, TID_FIELDS, PID_FIELDS, FUNCTION_EVENTS | {"py_func"}
+            source, out, progress, cs, TID_FIELDS, PID_FIELDS, FUNCTION_EVENTS | {"py_func"}
         )
         if written is not None:
             return written
     p = _Perfetto(out)
-    cs = _Counters(counters)
     n = 0
     for rec in _walk(source, cs, progress):
         kind, ts = rec[0], rec[1]

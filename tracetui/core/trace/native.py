@@ -257,14 +257,16 @@ def export_perfetto(
     source: Any,
     out: Any,
     progress: Any,
+    counters: Any,
     tid_fields: tuple[str, ...],
     pid_fields: tuple[str, ...],
     python_events: frozenset[str],
 ) -> int | None:
-    """Write SOURCE as export.export_perfetto does without counters (threads named by the first
-    of TID_FIELDS / PID_FIELDS a format has), the per-event loop in C; None when C cannot write
-    exactly what Python writes (events named in PYTHON_EVENTS, other producers' streams...):
-    nothing was written then."""
+    """Write SOURCE as export.export_perfetto does, the per-event loop in C: threads named by the
+    first of TID_FIELDS / PID_FIELDS a format has, COUNTERS (export._Counters) fed by the fields
+    its ``for_event`` picks, and its ``check`` at the end.  None when C cannot write exactly what
+    Python writes (events named in PYTHON_EVENTS, other producers' streams...): nothing was
+    written then."""
     global last_export_native
     last_export_native = False
     if not available():
@@ -277,7 +279,15 @@ def export_perfetto(
     names = [m.name for m in markers.values()]
     if len(set(names)) != len(names) or any(n in python_events for n in names):
         return None  # slices from function events, and per-name keys: Python's walk
-    classes: dict[int, tuple[bytes, tuple[bytes, ...], int, int]] = {}
+    # A value of each field's type: what decides which counters an event feeds.
+    samples = {
+        mid: {n: "" if t.kind in ("str", "char") else 0.0 if t.kind == "float" else 0
+              for n, t in zip(m.format.names, m.format.types, strict=True)}
+        for mid, m in markers.items()
+    }  # fmt: skip
+    probe = type(counters)(counters.specs)
+    spec_index = {spec: i for i, spec in enumerate(counters.specs)}
+    classes: dict[int, tuple[Any, ...]] = {}
     for mid, m in markers.items():
         fnames = m.format.names
         tk = next((k for k in tid_fields if k in fnames), None)
@@ -287,7 +297,11 @@ def export_perfetto(
             ti, pi = fnames.index(tk), fnames.index(pk)
             if any(m.format.types[i].kind not in ("int", "hex") for i in (ti, pi)):
                 return None  # int() of a string or a float field: Python's walk
-        classes[mid] = (m.name.encode(), tuple(n.encode() for n in fnames), ti, pi)
+        feeds = tuple(
+            (spec_index[spec], fnames.index(fld))
+            for spec, fld in probe.for_event(m.name, samples[mid])
+        )
+        classes[mid] = (m.name.encode(), tuple(n.encode() for n in fnames), ti, pi, feeds)
     import mmap
 
     maps: list[Any] = []
@@ -328,12 +342,17 @@ def export_perfetto(
         assert _ttdec is not None
         try:
             last_export_native = True
-            return _ttdec.export_perfetto(streams, out.write, report)  # type: ignore[no-any-return]
+            specs = tuple(spec.encode("utf-8", "replace") for spec in counters.specs)
+            n, seen = _ttdec.export_perfetto(streams, out.write, report, specs)
         except ValueError as e:
             if len(e.args) == 1 and isinstance(e.args[0], tuple):
                 msg, si, off = e.args[0]
                 raise source._bad(source.streams[si], off, msg) from None
             raise
+        for mid in sorted(seen):
+            counters.for_event(markers[mid].name, samples[mid])
+        counters.check()
+        return n  # type: ignore[no-any-return]
     finally:
         for mm in maps:
             mm.close()
