@@ -308,19 +308,7 @@ static int op_code(PyObject *o) {
     return -1;
 }
 
-static int int128_of(PyObject *o, __int128 *out) {
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (!overflow) {
-        *out = v;
-        return 0;
-    }
-    unsigned long long u = PyLong_AsUnsignedLongLong(o);
-    if (u == (unsigned long long)-1 && PyErr_Occurred()) return -1;
-    *out = (__int128)u;
-    return 0;
-}
+static int int128_from(PyObject *o, __int128 *out);
 
 /* A tree from native.py: True/False, ("and"|"or", a, b), ("not", a),
  * ("i"|"f"|"s", field, op, const).  Returns the node index or -1 (error). */
@@ -380,7 +368,7 @@ static int build(Filter *F, PyObject *t) {
     n->op = op;
     if (!strcmp(k, "i")) {
         n->type = N_INT;
-        if (int128_of(c, &n->ival)) return -1;
+        if (int128_from(c, &n->ival)) return -1;
     } else if (!strcmp(k, "f")) {
         n->type = N_FLOAT;
         n->dval = PyFloat_AsDouble(c);
@@ -583,12 +571,41 @@ static int eval(const Filter *F, int ni, const eclass *c, const uint8_t *b, cons
     return cmp_result(n->op, r);
 }
 
-static inline int64_t mono_ns(uint64_t tsc, int64_t tsc0, int64_t mono0, double freq) {
+/* TraceClock.mono_ns: Python's int() of the double is exact, and so is the 128-bit
+ * truncation here (|ticks| < 2**65 and freq >= 1: the double is below 2**95). */
+static inline __int128 mono_ns(uint64_t tsc, int64_t tsc0, int64_t mono0, double freq) {
     __int128 d = (__int128)tsc - (__int128)tsc0;
-    return mono0 + (int64_t)((double)d * 1e9 / freq);
+    return (__int128)mono0 + (__int128)((double)d * 1e9 / freq);
 }
 
-static Py_ssize_t bisect_left(const int64_t *a, Py_ssize_t n, int64_t x) {
+/* Any Python int in [-2**127, 2**127) as an __int128. */
+static int int128_from(PyObject *o, __int128 *out) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+        if (v == -1 && PyErr_Occurred()) return -1;
+        *out = v;
+        return 0;
+    }
+    PyObject *mask = PyLong_FromUnsignedLongLong(~0ULL), *sh = PyLong_FromLong(64);
+    PyObject *lo = mask ? PyNumber_And(o, mask) : NULL, *hi = sh ? PyNumber_Rshift(o, sh) : NULL;
+    int rc = -1;
+    if (lo && hi) {
+        unsigned long long l = PyLong_AsUnsignedLongLong(lo);
+        long long h = PyLong_AsLongLong(hi);
+        if (!PyErr_Occurred()) {
+            *out = (__int128)h * ((__int128)1 << 64) + (__int128)l;
+            rc = 0;
+        }
+    }
+    Py_XDECREF(mask);
+    Py_XDECREF(sh);
+    Py_XDECREF(lo);
+    Py_XDECREF(hi);
+    return rc;
+}
+
+static Py_ssize_t bisect_left(const __int128 *a, Py_ssize_t n, __int128 x) {
     Py_ssize_t lo = 0, hi = n;
     while (lo < hi) {
         Py_ssize_t mid = (lo + hi) / 2;
@@ -621,18 +638,17 @@ static PyObject *Filter_windows(Filter *self, PyObject *args) {
     Py_ssize_t end = view.len, pos = start;
     Py_ssize_t ncuts = PyList_GET_SIZE(cuts);
     Py_ssize_t cap = nloss + (end - start) / EVENT_HEADER + 1;
-    int64_t *ts = malloc(sizeof(int64_t) * (size_t)cap);
+    __int128 *ts = malloc(sizeof(__int128) * (size_t)cap);
     uint8_t *hit = malloc((size_t)cap);
     Py_ssize_t *off = malloc(sizeof(Py_ssize_t) * (size_t)(L->maxf ? L->maxf : 1));
-    int64_t *cv = malloc(sizeof(int64_t) * (size_t)(ncuts ? ncuts : 1));
+    __int128 *cv = malloc(sizeof(__int128) * (size_t)(ncuts ? ncuts : 1));
     PyObject *res = NULL;
     if (!ts || !hit || !off || !cv) {
         PyErr_NoMemory();
         goto out;
     }
     for (Py_ssize_t j = 0; j < ncuts; j++) {
-        cv[j] = PyLong_AsLongLong(PyList_GET_ITEM(cuts, j));
-        if (cv[j] == -1 && PyErr_Occurred()) goto out;
+        if (int128_from(PyList_GET_ITEM(cuts, j), &cv[j])) goto out;
     }
     double fq = (double)freq;
     Py_ssize_t n = 0;
@@ -938,7 +954,7 @@ typedef struct {
     Py_ssize_t *speclen;
     int nspec;
     smap names, args;
-    int64_t next_uuid, nitems, last_ts;
+    int64_t next_uuid, nitems, last_ts; /* last_ts clamped: only for progress */
     PyObject *write, *progress;
     /* error: stream, packet offset */
     int err_stream;
@@ -1047,7 +1063,27 @@ static int64_t x_intern(smap *m, bbuf *pending, int field, const char *s, size_t
 
 /* One TracePacket with a TrackEvent of type KIND (3: instant, 4: counter) on TRACK, named
  * NAME_IID (none: < 0), with the annotations (or counter value) in X->ann. */
-static int x_event(xport *X, int64_t ts, int kind, int64_t track, int64_t name_iid) {
+/* _varint of a timestamp: a negative one as 64-bit two's complement, a larger one (Python
+ * ints are unbounded) in as many base-128 digits as it takes. */
+static int bb_varint128(bbuf *b, __int128 v) {
+    if (v < 0) v += (__int128)1 << 64;
+    if (v < 0) {
+        PyErr_SetString(PyExc_ValueError, "byte must be in range(0, 256)"); /* as _varint_slow */
+        return -1;
+    }
+    unsigned __int128 u = (unsigned __int128)v;
+    if (bb_reserve(b, 19)) return -1;
+    uint8_t *q = b->p + b->n;
+    while (u >= 0x80) {
+        *q++ = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    *q++ = (uint8_t)u;
+    b->n = (size_t)(q - b->p);
+    return 0;
+}
+
+static int x_event(xport *X, __int128 ts, int kind, int64_t track, int64_t name_iid) {
     bbuf *te = &X->te, *body = &X->body;
     te->n = body->n = 0;
     if (bb_byte(te, 9 << 3) || bb_byte(te, (uint8_t)kind) || bb_byte(te, 11 << 3) ||
@@ -1055,7 +1091,7 @@ static int x_event(xport *X, int64_t ts, int kind, int64_t track, int64_t name_i
         return -1;
     if (name_iid >= 0 && (bb_byte(te, 10 << 3) || bb_varint(te, (uint64_t)name_iid))) return -1;
     if (bb_put(te, X->ann.p, X->ann.n)) return -1;
-    if (bb_byte(body, 8 << 3) || bb_varint(body, (uint64_t)ts) || bb_ld(body, 0x5a, te->p, te->n))
+    if (bb_byte(body, 8 << 3) || bb_varint128(body, ts) || bb_ld(body, 0x5a, te->p, te->n))
         return -1;
     static const uint8_t tail[4] = {10 << 3, 1, 13 << 3, 2};
     if (bb_put(body, tail, 4)) return -1;
@@ -1105,7 +1141,7 @@ static int x_string_value(bbuf *a, const uint8_t *s, Py_ssize_t len) {
     return rc ? -1 : 0;
 }
 
-static int x_record(xport *X, xstream *S, const xitem *it, int64_t ts) {
+static int x_record(xport *X, xstream *S, const xitem *it, __int128 ts) {
     const uint8_t *b = S->view.buf;
     const xpkt *pk = &S->pk[it->pkt];
     Py_ssize_t off[256], *offs = off, next;
@@ -1203,9 +1239,9 @@ out:
 
 static int x_item(xport *X, const xitem *it) {
     xstream *S = &X->st[it->stream];
-    int64_t ts = mono_ns(it->key, S->tsc0, S->mono0, S->freq);
+    __int128 ts = mono_ns(it->key, S->tsc0, S->mono0, S->freq);
     X->nitems++;
-    X->last_ts = ts;
+    X->last_ts = ts > INT64_MAX ? INT64_MAX : ts < INT64_MIN ? INT64_MIN : (int64_t)ts;
     if (it->loss >= 0) {
         const xpkt *pk = &S->pk[it->pkt];
         int64_t track = x_cpu_track(X, S->cpu);

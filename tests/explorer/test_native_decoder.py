@@ -420,3 +420,26 @@ def test_console_start_does_not_load_the_decoder() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_timestamps_beyond_64_bits_of_nanoseconds(tmp_path: Path) -> None:
+    # Ticks near 2**64 at 1 GHz from a monotonic base of 1000 s: nanoseconds past 2**64, which
+    # Python's ints hold exactly (and its varints encode in more digits): C must agree.
+    path = tmp_path / "huge"
+    with TraceWriter(path, uuid=bytes(range(16)), calibration=FixedCalibration(),
+                     markers=MARKERS) as w:  # fmt: skip
+        a, b = _Packets(w, "main", 0, 256), _Packets(w, "main", 1, 256)
+        for i, tsc in enumerate((5, 1 << 62, (1 << 63) + 7, (1 << 64) - 2, (1 << 64) - 1)):
+            for s in (a, b):
+                s.add(2, tsc, MARKERS[2].format.encode(i, i, -i))
+                s.add(2, tsc, MARKERS[2].format.encode(i + 1, i, -i))
+        a.flush()
+        b.flush()
+    assert _stats_key(_scan(path, True, "stats")[0]) == _stats_key(_scan(path, False, "stats")[0])
+    flt = EventFilter("", "a > 2")
+    assert _scan(path, True, "filter", flt)[0] == _scan(path, False, "filter", flt)[0]
+    fast, slow = io.BytesIO(), io.BytesIO()
+    n = export_perfetto(open_trace(path), fast)
+    assert native.last_export_native
+    assert n == export_perfetto(open_trace(path), slow, native=False) == 20
+    assert fast.getvalue() == slow.getvalue()
