@@ -106,7 +106,7 @@ class StreamScanner:
         return buf, losses, h[_BEGIN]
 
     def _bad(self, info: PacketInfo, e: ValueError) -> TraceFormatError:
-        return self.source._bad(self.stream, info.offset, str(e))  # type: ignore[no-any-return]
+        return self.source._bad(self.stream, info.offset, str(e))
 
     def stats(
         self, info: PacketInfo
@@ -124,7 +124,7 @@ class StreamScanner:
         packet's item count."""
         buf, losses, begin = self.read(info)
         try:
-            return flt.windows(buf, PACKET_HEADER_SIZE, len(losses), begin, *self.clock, cuts)  # type: ignore[no-any-return]
+            return flt.windows(buf, PACKET_HEADER_SIZE, len(losses), begin, *self.clock, cuts)
         except ValueError as e:
             raise self._bad(info, e) from None
 
@@ -352,7 +352,7 @@ def export_perfetto(
         for mid in sorted(seen):
             counters.for_event(markers[mid].name, samples[mid])
         counters.check()
-        return n  # type: ignore[no-any-return]
+        return n
     finally:
         for mm in maps:
             mm.close()
