@@ -56,6 +56,12 @@ setup(
             sources=["native/ttpy.c"],
             include_dirs=["native"],
             extra_compile_args=CFLAGS,
-        )
+        ),
+        # The explorer's packet decoder (core/trace/native.py): plain C, no ring, no cffi.
+        Extension(
+            "tracetui.core.trace._ttdec",
+            sources=["native/ttdec.c"],
+            extra_compile_args=CFLAGS,
+        ),
     ],
 )

@@ -19,6 +19,9 @@ real two-buffer channel drained by the daemon's consumer loop into a TraceWriter
                          (``b > 100 or tid == 1003``: every event's class binds a test on
                          one of its fields, every event is decoded and tested)
     export_eps           events/s of core.trace.export.export_perfetto (.pftrace)
+    native_scan, native_filter, native_export
+                         whether those ran in C (core/trace/native.py, _ttdec); the
+                         environment variable TRACETUI_NATIVE=0 measures the Python paths
     ref_bt2_counter_eps  events/s of ``babeltrace2 -c sink.utils.counter DIR`` (same trace)
 
 and the ratios ``scan_vs_bt2_counter`` (target 3), ``filter_vs_bt2_counter`` (target 2),
@@ -41,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_export import export_once, prepared_trace, run_cmd, trace_arguments
 
 from tracetui.core.model.predicate import EventFilter
+from tracetui.core.trace import native
 from tracetui.core.trace.export import export_perfetto
 from tracetui.core.trace.index import Statistics, TraceIndex
 from tracetui.core.trace.traces import open_trace
@@ -150,6 +154,9 @@ def main() -> int:
             export_s.append(dt)
             if written < n:
                 raise SystemExit(f"export wrote {written} records for {n} events")
+        res["native_scan"] = bool(index.native_streams)
+        res["native_filter"] = bool(fresh.native_streams)
+        res["native_export"] = native.last_export_native
         res["events"] = n
         res["filter_matches"] = matched
         res["index_ms"] = statistics.median(index_s) * 1000
@@ -167,7 +174,11 @@ def main() -> int:
             res["export_vs_bt2_counter"] = res["export_eps"] / ref
         res["export_vs_target_1M"] = res["export_eps"] / 1e6
         res = {
-            k: round(v, 2) if ("_vs_" in k or k.endswith("_mib")) else round(v)
+            k: v
+            if isinstance(v, bool)
+            else round(v, 2)
+            if ("_vs_" in k or k.endswith("_mib"))
+            else round(v)
             for k, v in res.items()
         }
         if args.json:

@@ -30,3 +30,17 @@ def test_only_the_ring_imports_the_compiled_module() -> None:
         if re.search(r"^\s*(from|import)\s+tracetui\.core\._ttrb\b", path.read_text(), re.M)
     }
     assert importers == allowed
+
+
+def test_only_the_trace_glue_imports_the_packet_decoder() -> None:
+    # tracetui.core.trace._ttdec (native/ttdec.c) is loaded by core/trace/native.py alone.
+    pattern = (
+        r"^\s*(from\s+tracetui\.core\.trace\s+import\s+[^\n]*\b_ttdec\b"
+        r"|(from|import)\s+tracetui\.core\.trace\._ttdec\b)"
+    )
+    importers = {
+        path
+        for path in (ROOT / "tracetui").rglob("*.py")
+        if re.search(pattern, path.read_text(), re.M)
+    }
+    assert importers == {ROOT / "tracetui" / "core" / "trace" / "native.py"}

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from tracetui.core.pyfuncs import CALL_EVENTS, RETURN_EVENTS, FunctionTable
+from tracetui.core.pyfuncs import CALL_EVENTS, FUNCTION_EVENTS, RETURN_EVENTS, FunctionTable
 from tracetui.core.trace.packets import Loss
 from tracetui.core.trace.source import TraceSource
 
@@ -407,10 +407,22 @@ def export_perfetto(
     *,
     counters: Iterable[str] = (),
     progress: Progress | None = None,
+    native: bool = True,
 ) -> int:
-    """Write SOURCE as a Perfetto protobuf trace to OUT (binary); return events written."""
-    p = _Perfetto(out)
+    """Write SOURCE as a Perfetto protobuf trace to OUT (binary); return events written.
+
+    The per-event loop runs in C where the source allows (core/trace/native.py: the same
+    bytes); ``native=False`` keeps it in Python."""
     cs = _Counters(counters)
+    if native:
+        from tracetui.core.trace import native as _native
+
+        written = _native.export_perfetto(
+            source, out, progress, cs, TID_FIELDS, PID_FIELDS, FUNCTION_EVENTS | {"py_func"}
+        )
+        if written is not None:
+            return written
+    p = _Perfetto(out)
     n = 0
     for rec in _walk(source, cs, progress):
         kind, ts = rec[0], rec[1]

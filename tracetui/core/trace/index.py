@@ -33,7 +33,7 @@ from operator import attrgetter
 from typing import Any
 
 from tracetui.core.model.predicate import EventFilter
-from tracetui.core.trace.packets import Event, Item, Loss, Stream
+from tracetui.core.trace.packets import Item, Loss, Stream
 from tracetui.core.trace.source import PacketInfo, TraceSource
 
 __all__ = [
@@ -203,15 +203,23 @@ class WindowedRows:
 class TraceIndex(WindowedRows):
     """Rows of a whole trace by time, from its packet index (see the module docstring)."""
 
-    def __init__(self, source: TraceSource, cache_items: int = CACHE_ITEMS) -> None:
+    def __init__(
+        self, source: TraceSource, cache_items: int = CACHE_ITEMS, native: bool = True
+    ) -> None:
         self.source = source
         self.path = source.path
         self.streams: list[Stream] = list(source.streams)
         self.cache_items = cache_items
+        # Scans walk records in C where a stream allows (core/trace/native.py); the streams
+        # the last scan walked in C.
+        self.native = native
+        self.native_streams: list[int] = []
         infos: list[tuple[int, int, PacketInfo]] = []
         self.losses: list[LossMark] = []
+        self._stream_infos: list[list[PacketInfo]] = []
         for si, stream in enumerate(self.streams):
             index = source.packet_index(stream)
+            self._stream_infos.append(index)
             prev: PacketInfo | None = None
             for info in index:
                 infos.append((info.begin_ns, si, info))
@@ -459,6 +467,10 @@ class TraceIndex(WindowedRows):
     def count_pass(self) -> Iterator[Progress]:
         """Make every window's count exact (decoding each packet once); yields progress."""
         total = len(self.cuts)
+        scanners = self._scanners()
+        if any(sc is not None for sc in scanners):
+            yield from self._native_count_pass(scanners)
+            return
         for k in range(total):
             if self.exact[k] is None:
                 n = sum(len(part) for part in self.window_parts(k))
@@ -467,54 +479,167 @@ class TraceIndex(WindowedRows):
                 yield Progress(k, total)
         yield Progress(total, total)
 
+    def _native_count_pass(self, scanners: list[Any]) -> Iterator[Progress]:
+        """``count_pass`` packet by packet: items per window counted in C where a stream allows
+        (an always-true filter), by ``_split`` elsewhere; only packets of inexact windows."""
+        from tracetui.core.trace import native
+
+        every = EventFilter()
+        compiled = [None if sc is None else native.compile_filter(every, sc) for sc in scanners]
+        need = [c is None for c in self.exact]
+        acc = [0] * len(self.cuts)
+        yield from self._window_pass(
+            scanners, compiled, acc, lambda pi, k: len(self._split(pi, k)), need
+        )
+        for k, needed in enumerate(need):
+            if needed:
+                self.exact[k] = acc[k]
+        self._recount()
+        yield Progress(len(self.packets), len(self.packets))
+
+    def _window_pass(
+        self,
+        scanners: list[Any],
+        compiled: list[Any],
+        acc: list[int],
+        python_count: Callable[[int, int], int],
+        need: list[bool] | None = None,
+    ) -> Iterator[Progress]:
+        """Add each packet's matching items per window to ACC (packets of a window in NEED only):
+        in C by its stream's compiled filter, else ``python_count(packet, window)``."""
+        total = len(self.packets)
+        cuts = self.cuts
+        try:
+            for pi, p in enumerate(self.packets):
+                if need is not None and not any(need[p.first : p.last + 1]):
+                    continue
+                cf = compiled[p.stream]
+                if cf is None:
+                    for k in range(p.first, p.last + 1):
+                        acc[k] += python_count(pi, k)
+                else:
+                    got, n = scanners[p.stream].windows(cf, p.info, cuts[p.first + 1 : p.last + 1])
+                    if self.packet_count[pi] is None:
+                        self._learn(pi, n)
+                    for j, c in enumerate(got):
+                        acc[p.first + j] += c
+                if pi % 8 == 0:
+                    yield Progress(pi, total)
+        finally:
+            for sc in scanners:
+                if sc is not None:
+                    sc.close()
+
     def statistics(self) -> Iterator[Progress | Statistics]:
         """Counts per name, CPU and channel over every item; yields progress, then the result."""
         st = Statistics()
         total = len(self.packets)
-        for pi in range(total):
-            p = self.packets[pi]
-            items = self.source.packet_items(self.streams[p.stream], p.info)
-            if self.packet_count[pi] is None:
-                self._learn(pi, len(items))
-            by_cls = Counter(getattr(it, "cls", None) for it in items)
-            s = self.streams[p.stream]
-            n = 0
-            for cls, c in by_cls.items():
-                if cls is None:
-                    continue
-                st.by_name[cls.name] += c
-                n += c
-            for it in items:
-                if isinstance(it, Loss):
-                    label = stream_label(s)
-                    if it.unit == "packets":
-                        st.lost_packets[label] += it.lost
-                    else:
-                        st.lost_events[label] += it.lost
+        scanners = self._scanners()
+        try:
+            for pi in range(total):
+                sc = scanners[self.packets[pi].stream]
+                if sc is None:
+                    self._python_statistics(pi, st)
                 else:
-                    break  # losses come first in a packet
-            if n:
-                st.events += n
-                st.by_cpu[s.cpu] += n
-                st.by_channel[s.channel] += n
-                first = next((it for it in items if isinstance(it, Event)), None)
-                if first is not None:
-                    ts = first.ts_ns
-                    if st.first_ns is None or ts < st.first_ns:
-                        st.first_ns = ts
-                    ts = items[-1].ts_ns
-                    if st.last_ns is None or ts > st.last_ns:
-                        st.last_ns = ts
-            if pi % 8 == 0:
-                yield Progress(pi, total)
+                    self._native_statistics(pi, sc, st)
+                if pi % 8 == 0:
+                    yield Progress(pi, total)
+        finally:
+            for sc in scanners:
+                if sc is not None:
+                    sc.close()
         yield Progress(total, total)
         yield st
+
+    def _scanners(self) -> list[Any]:
+        """Per stream, its C scanner (core/trace/native.py) or None (decoded in Python)."""
+        out: list[Any] = [None] * len(self.streams)
+        if self.native:
+            from tracetui.core.trace import native
+
+            out = [
+                native.stream_scanner(self.source, s, self._stream_infos[si])
+                for si, s in enumerate(self.streams)
+            ]
+        self.native_streams = [si for si, sc in enumerate(out) if sc is not None]
+        return out
+
+    def _native_statistics(self, pi: int, sc: Any, st: Statistics) -> None:
+        """One packet's counts, walked in C: the same sums as ``_python_statistics``."""
+        p = self.packets[pi]
+        s = self.streams[p.stream]
+        losses, counts, n, first, last = sc.stats(p.info)
+        if self.packet_count[pi] is None:
+            self._learn(pi, len(losses) + n)
+        classes = sc.classes
+        for mid, c in counts.items():
+            st.by_name[classes[mid].name] += c
+        if losses:
+            label = stream_label(s)
+            for _, lost, unit in losses:
+                if unit == "packets":
+                    st.lost_packets[label] += lost
+                else:
+                    st.lost_events[label] += lost
+        if n:
+            st.events += n
+            st.by_cpu[s.cpu] += n
+            st.by_channel[s.channel] += n
+            ts = s.clock.mono_ns(first)
+            if st.first_ns is None or ts < st.first_ns:
+                st.first_ns = ts
+            ts = s.clock.mono_ns(last)
+            if st.last_ns is None or ts > st.last_ns:
+                st.last_ns = ts
+
+    def _python_statistics(self, pi: int, st: Statistics) -> None:
+        p = self.packets[pi]
+        items = self.source.packet_items(self.streams[p.stream], p.info)
+        if self.packet_count[pi] is None:
+            self._learn(pi, len(items))
+        by_cls = Counter(getattr(it, "cls", None) for it in items)
+        s = self.streams[p.stream]
+        n = 0
+        for cls, c in by_cls.items():
+            if cls is None:  # losses, and other producers' events (no event class)
+                for it in items:
+                    if getattr(it, "cls", None) is None and not isinstance(it, Loss):
+                        st.by_name[it.name] += 1
+                        n += 1
+                continue
+            st.by_name[cls.name] += c
+            n += c
+        for it in items:
+            if isinstance(it, Loss):
+                label = stream_label(s)
+                if it.unit == "packets":
+                    st.lost_packets[label] += it.lost
+                else:
+                    st.lost_events[label] += it.lost
+            else:
+                break  # losses come first in a packet
+        if n:
+            st.events += n
+            st.by_cpu[s.cpu] += n
+            st.by_channel[s.channel] += n
+            first = next((it for it in items if not isinstance(it, Loss)), None)
+            if first is not None:
+                ts = first.ts_ns
+                if st.first_ns is None or ts < st.first_ns:
+                    st.first_ns = ts
+                ts = items[-1].ts_ns
+                if st.last_ns is None or ts > st.last_ns:
+                    st.last_ns = ts
 
     def filter_windows(self, flt: EventFilter) -> Iterator[Progress | list[int]]:
         """Matching items per window for FLT; yields progress, then the list of counts."""
         counts: list[int] = []
         tests: dict[object, Any] = {}
         total = len(self.cuts)
+        scanners = self._scanners()
+        if any(sc is not None for sc in scanners):
+            yield from self._native_filter(flt, scanners, tests)
+            return
         for k in range(total):
             n = 0
             for part in self.window_parts(k):
@@ -523,6 +648,22 @@ class TraceIndex(WindowedRows):
             if k % 16 == 0:
                 yield Progress(k, total)
         yield Progress(total, total)
+        yield counts
+
+    def _native_filter(
+        self, flt: EventFilter, scanners: list[Any], tests: dict[object, Any]
+    ) -> Iterator[Progress | list[int]]:
+        """``filter_windows`` packet by packet: streams C walks count their matches per window
+        in C, the others (and filters C cannot evaluate exactly) as ``count_matches`` does."""
+        from tracetui.core.trace import native
+
+        compiled = [None if sc is None else native.compile_filter(flt, sc) for sc in scanners]
+        self.native_streams = [si for si, c in enumerate(compiled) if c is not None]
+        counts = [0] * len(self.cuts)
+        yield from self._window_pass(
+            scanners, compiled, counts, lambda pi, k: count_matches(self._split(pi, k), flt, tests)
+        )
+        yield Progress(len(self.packets), len(self.packets))
         yield counts
 
 
@@ -564,8 +705,8 @@ def count_matches(items: Sequence[Item], flt: EventFilter, tests: dict[object, A
     """How many of ITEMS pass FLT (losses always do); TESTS caches the per-class test."""
     n = 0
     for cls, group in itertools.groupby(items, key=_cls):
-        if cls is None:
-            n += sum(1 for _ in group)
+        if cls is None:  # losses, and other producers' events (no event class)
+            n += sum(1 for it in group if _foreign_passes(it, flt, tests))
             continue
         t = tests.get(cls)
         if t is None:
@@ -581,13 +722,27 @@ def _cls(item: Item) -> Any:
     return getattr(item, "cls", None)
 
 
+def _foreign_passes(it: Any, flt: EventFilter, tests: dict[object, Any]) -> bool:
+    """A loss (always passes) or an event without an event class (LTTng's: name, cpu,
+    channel and a fields dict), tested by FLT bound per (name, cpu, channel, field names)."""
+    if isinstance(it, Loss):
+        return True
+    fields = it.fields
+    key = (it.name, it.cpu, it.channel, tuple(fields))
+    t = tests.get(key)
+    if t is None:
+        t = tests[key] = flt.bind(it.name, it.cpu, it.channel, key[3])
+    return t is True or (t is not False and bool(t(tuple(fields.values()))))
+
+
 def filter_items(items: Sequence[Item], flt: EventFilter, tests: dict[object, Any]) -> list[Item]:
     """The items of ITEMS that pass FLT, in order (losses always do)."""
     out: list[Item] = []
     for it in items:
         cls = getattr(it, "cls", None)
         if cls is None:
-            out.append(it)
+            if _foreign_passes(it, flt, tests):
+                out.append(it)
             continue
         t = tests.get(cls)
         if t is None:
