@@ -34,16 +34,14 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
-import textwrap
 import time
 from typing import Any
 
+from refs import BARE_APP, FIRST_FRAME, first_frame_once
 from textual.app import App, ComposeResult
 from textual.widgets import Footer, Header
 
-from tracetui.core.client import rendezvous
 from tracetui.widgets.fixtures import demo_events
 from tracetui.widgets.live_view import LiveViewPane
 
@@ -168,52 +166,20 @@ async def live(seconds: float) -> dict[str, Any]:
     }
 
 
-_FIRST_FRAME = textwrap.dedent(
-    """
-    import resource, sys, time
-    start = float(sys.argv[1])
-    {setup}
-    class Timed(Base):
-        def on_ready(self):
-            r = resource.getrusage(resource.RUSAGE_SELF)
-            wall = (time.monotonic() - start) * 1000
-            print(round(wall, 1), round((r.ru_utime + r.ru_stime) * 1000, 1), flush=True)
-            self.exit()
-    Timed({args}).run(headless=True, size=(120, 40))
-    """
-)
-
-
-def _first_frame_once(code: str) -> tuple[float, float]:
-    """(wall ms from spawn to Ready, the process's CPU ms by then)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    start = time.monotonic()
-    out = subprocess.run(
-        rendezvous.python_command("-c", code, repr(start)),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=env,
-    )
-    wall, cpu = out.stdout.strip().splitlines()[-1].split()
-    return float(wall), float(cpu)
-
-
 def first_frame(runs: int) -> dict[str, float]:
-    console = _FIRST_FRAME.format(
+    console = FIRST_FRAME.format(
         setup="from tracetui.app import TraceConsole as Base\n"
         "from tracetui.widgets.fixtures import demo_state",
         args="state=demo_state()",
     )
-    bare = _FIRST_FRAME.format(setup="from textual.app import App as Base", args="")
+    bare = BARE_APP
     # Interleaved, so a load that comes and goes on the machine weighs on both alike.
     times: dict[str, list[tuple[float, float]]] = {"console": [], "bare": []}
-    _first_frame_once(console)  # writes the bytecode caches; not timed
-    _first_frame_once(bare)
+    first_frame_once(console)  # writes the bytecode caches; not timed
+    first_frame_once(bare)
     for _ in range(runs):
-        times["console"].append(_first_frame_once(console))
-        times["bare"].append(_first_frame_once(bare))
+        times["console"].append(first_frame_once(console))
+        times["bare"].append(first_frame_once(bare))
     c, b = (statistics.median(t[0] for t in times[k]) for k in ("console", "bare"))
     cc, bc = (statistics.median(t[1] for t in times[k]) for k in ("console", "bare"))
     return {

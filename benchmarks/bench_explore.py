@@ -9,6 +9,9 @@ real two-buffer channel drained by the daemon's consumer loop into a TraceWriter
                          the packet index is built from headers, no event decoded first
     ref_start_imports_ms the same interpreter starting and importing the explorer and Textual
                          (the part of open_ms that does not depend on the trace)
+    ref_bare_first_frame_ms  an empty Textual app's start to its first frame, and the ratio
+                         ``open_vs_bare_first_frame`` (every start with the bytecode cache on,
+                         after one untimed start of each: benchmarks/refs.py startup_env)
     rss_open_mib         that process's peak RSS at its first screen
     rss_scan_mib         its peak RSS after a statistics scan over the whole trace (decoded
                          packets sit in a bounded cache: memory is the index's, not the events')
@@ -42,6 +45,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_export import export_once, prepared_trace, run_cmd, trace_arguments
+from refs import BARE_APP, first_frame_once, startup_env
 
 from tracetui.core.model.predicate import EventFilter
 from tracetui.core.trace import native
@@ -86,10 +90,11 @@ asyncio.run(main(sys.argv[1]))
 def open_child(path: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     p = subprocess.Popen(
-        [sys.executable, "-c", CHILD, path],
+        [sys.executable, "-P", "-c", CHILD, path],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=startup_env(),
     )
     assert p.stdout is not None
     first = json.loads(p.stdout.readline())
@@ -114,14 +119,25 @@ def main() -> int:
         size = sum(e.stat().st_size for e in os.scandir(path))
         res: dict[str, Any] = {"trace_mib": size / 2**20}
 
-        opens = [open_child(path) for _ in range(args.repeat)]
+        # Interleaved with its references, so a load that comes and goes weighs on all alike;
+        # one untimed start of each first writes the bytecode caches (refs.startup_env).
+        imports = [sys.executable, "-P", "-c", "import tracetui.screens.explorer, textual.pilot"]
+        subprocess.run(imports, check=True, env=startup_env())
+        first_frame_once(BARE_APP)
+        opens, starts, bare = [], [], []
+        for _ in range(args.repeat):
+            opens.append(open_child(path))
+            t0 = time.perf_counter()
+            subprocess.run(imports, check=True, env=startup_env())
+            starts.append(1000 * (time.perf_counter() - t0))
+            bare.append(first_frame_once(BARE_APP)[0])
         for key in ("open_ms", "rss_open_mib", "rss_scan_mib"):
             res[key] = statistics.median(o[key] for o in opens)
         # What open_ms spends before reading the trace: the interpreter and the imports.
-        imports = [sys.executable, "-c", "import tracetui.screens.explorer, textual.pilot"]
-        res["ref_start_imports_ms"] = 1000 * statistics.median(
-            run_cmd(imports) for _ in range(args.repeat)
-        )
+        res["ref_start_imports_ms"] = statistics.median(starts)
+        # A bare Textual app's first frame: this machine's floor for any console's.
+        res["ref_bare_first_frame_ms"] = statistics.median(bare)
+        res["open_vs_bare_first_frame"] = round(res["open_ms"] / res["ref_bare_first_frame_ms"], 2)
 
         index_s, scan_s, filter_s, export_s = [], [], [], []
         n = 0
