@@ -76,6 +76,7 @@ struct impl {
     int ready;        /* its targets are applied (or it was refused) in this session */
     int early;        /* counts emits until its targets come */
     int flush_early;  /* stopped counting: report the count once no emit still counts */
+    uint64_t unsent;  /* a count TT_LOST could not send (the daemon's socket was full) */
     char canon[1024]; /* the format as sent */
 };
 
@@ -658,10 +659,14 @@ static void flush_early(uint64_t timeout_ns)
         return;
     pending_flush = 0;
     for (struct impl *im = impls; im; im = im->next) {
-        if (!im->flush_early)
+        if (!im->flush_early && !im->unsent)
             continue;
-        im->flush_early = 0;
-        uint64_t k = ttpr_marker_take_early(&im->core);
+        uint64_t k = im->unsent;
+        if (im->flush_early) {
+            im->flush_early = 0;
+            k += ttpr_marker_take_early(&im->core);
+        }
+        im->unsent = 0;
         if (!k || im->id < 0)
             continue;
         struct msg m;
@@ -669,19 +674,24 @@ static void flush_early(uint64_t timeout_ns)
         uint32_t id = (uint32_t)im->id;
         msg_attr(&m, TT_A_ID, &id, 4);
         msg_attr(&m, TT_A_COUNT, &k, 8);
-        msg_send(&m);
+        if (msg_send(&m)) {
+            /* A full socket (a busy daemon): kept and sent again next turn, never dropped. */
+            im->unsent = k;
+            pending_flush = 1;
+        }
     }
     pthread_cond_broadcast(&changed);
 }
 
 /* At exit: emits counted before their targets came are reported before the process goes
- * (bounded: at most EXIT_FLUSH_NS, and only while a daemon answers). */
-#define EXIT_FLUSH_NS 1000000000ull
+ * (bounded: at most EXIT_FLUSH_NS, the default register timeout, and only while a daemon
+ * answers; 1 s was too short for a daemon on a loaded machine: the count was never told). */
+#define EXIT_FLUSH_NS 3000000000ull
 __attribute__((destructor)) static void flush_at_exit(void)
 {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 1;
+    dl.tv_sec += (time_t)(EXIT_FLUSH_NS / 1000000000ull);
     if (pthread_mutex_timedlock(&lock, &dl))
         return;
     uint64_t deadline = now_ns() + EXIT_FLUSH_NS;

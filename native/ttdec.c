@@ -26,7 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The record and packet headers' sizes (core/model/packet.py states them; the module
+ * exports these as EVENT_HEADER_SIZE / PACKET_HEADER_SIZE and a test checks they agree). */
 #define EVENT_HEADER 10
+#define PACKET_HEADER 76
 
 static PyTypeObject LayoutType;
 
@@ -206,6 +209,11 @@ static PyObject *Layout_stats(Layout *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t start;
     if (!PyArg_ParseTuple(args, "y*n", &view, &start)) return NULL;
+    if (start < 0 || start > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "start outside the packet");
+        return NULL;
+    }
     const uint8_t *b = view.buf;
     Py_ssize_t end = view.len, pos = start;
     Py_ssize_t *counts = calloc(self->nids ? self->nids : 1, sizeof(Py_ssize_t));
@@ -633,6 +641,11 @@ static PyObject *Filter_windows(Filter *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*nnKLLLO!", &view, &start, &nloss, &loss_tsc, &tsc0, &mono0,
                           &freq, &PyList_Type, &cuts))
         return NULL;
+    if (start < 0 || start > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "start outside the packet");
+        return NULL;
+    }
     const Layout *L = self->layout;
     const uint8_t *b = view.buf;
     Py_ssize_t end = view.len, pos = start;
@@ -1267,7 +1280,7 @@ static int x_chunk(xport *X, int si, xvec *v, uint64_t *start) {
         if (first) {
             for (Py_ssize_t i = 0; i < pk->nloss; i++)
                 if (xv_push(v, (xitem){pk->begin, si, (int32_t)i, S->cur, 0})) return -1;
-            S->pos = pk->off + 76;
+            S->pos = pk->off + PACKET_HEADER;
             S->at_start = 0;
         }
         Py_ssize_t stop = S->pos + CHUNK < pk->end ? S->pos + CHUNK : pk->end;
@@ -1538,7 +1551,7 @@ static PyObject *export_perfetto(PyObject *mod, PyObject *args) {
                                   &PyTuple_Type, &ln))
                 goto out;
             xpkt *p = &S->pk[i];
-            if (off < 0 || size < 76 || off + size > S->view.len) {
+            if (off < 0 || size < PACKET_HEADER || off + size > S->view.len) {
                 PyErr_SetString(PyExc_ValueError, "packet outside its stream's bytes");
                 goto out;
             }
@@ -1742,7 +1755,9 @@ PyMODINIT_FUNC PyInit__ttdec(void) {
     Py_INCREF(&LayoutType);
     Py_INCREF(&FilterType);
     if (PyModule_AddObject(m, "Layout", (PyObject *)&LayoutType) ||
-        PyModule_AddObject(m, "Filter", (PyObject *)&FilterType)) {
+        PyModule_AddObject(m, "Filter", (PyObject *)&FilterType) ||
+        PyModule_AddIntConstant(m, "EVENT_HEADER_SIZE", EVENT_HEADER) ||
+        PyModule_AddIntConstant(m, "PACKET_HEADER_SIZE", PACKET_HEADER)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -38,6 +38,13 @@ def test_packet_header_matches_the_compiled_ring() -> None:
     assert MAGIC == lib.TTRB_MAGIC
 
 
+def test_packet_header_matches_the_compiled_decoder() -> None:
+    from tracetui.core.trace import _ttdec
+
+    assert PACKET_HEADER_SIZE == _ttdec.PACKET_HEADER_SIZE
+    assert EVENT_HEADER_SIZE == _ttdec.EVENT_HEADER_SIZE
+
+
 def test_packet_header_matches_the_layout_ttrb_h_documents() -> None:
     # The header's layout table: "  off  size  field ...", one row per field.
     rows = re.findall(r"^ \*\s+(\d+)\s+(\d+)\s+([a-z_]+)", TTRB_H.read_text(), re.M)

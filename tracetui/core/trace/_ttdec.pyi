@@ -2,6 +2,9 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+EVENT_HEADER_SIZE: int
+PACKET_HEADER_SIZE: int
+
 class Layout:
     def __init__(self, entries: Sequence[tuple[int, Sequence[tuple[int, int, bool]]]]) -> None: ...
     def stats(
