@@ -704,6 +704,7 @@ __attribute__((destructor)) static void flush_at_exit(void)
             waiting = im->early || im->flush_early;
         if (!waiting || !answers || now_ns() >= deadline)
             break;
+        wake(); /* the link thread retries now */
         wait_changed_locked();
     }
     pthread_mutex_unlock(&lock);
@@ -920,7 +921,8 @@ static void session(void)
         }
         struct pollfd fds[2] = {{sock, POLLIN, 0}, {wake_fd[0], POLLIN, 0}};
         pthread_mutex_unlock(&lock);
-        poll(fds, 2, (int)(PING_NS / 2 / 1000000));
+        /* An ack or a lost count waiting on a synchronize is retried soon, not a ping later. */
+        poll(fds, 2, have_unacked || pending_flush ? 10 : (int)(PING_NS / 2 / 1000000));
         pthread_mutex_lock(&lock);
         if (now_ns() - now > STALL_NS) {
             last_rx = now_ns();
