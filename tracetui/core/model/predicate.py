@@ -299,53 +299,71 @@ class Predicate:
     def __repr__(self) -> str:
         return f"Predicate({self.text!r})"
 
+    def fold(
+        self,
+        name: str,
+        cpu: int,
+        channel: str,
+        field_names: Sequence[str],
+        atom: Callable[[Node, int], Any],
+    ) -> Any:
+        """This predicate for one event class with what the class decides folded away: True,
+        False, or a tree of ("and", a, b), ("or", a, b), ("not", a) over ATOM(test, position)
+        for each test of a field the class has (the one folding, for bind and the C filter)."""
+        index = {f: i for i, f in enumerate(field_names)}
+        pseudo = {"name": name, "cpu": cpu, "channel": channel}
+
+        def gen(node: Node) -> Any:
+            kind = node[0]
+            if kind in ("and", "or"):
+                a, b = gen(node[1]), gen(node[2])
+                absorbing = kind == "or"  # True absorbs an or, False an and
+                if a is absorbing or b is absorbing:
+                    return absorbing
+                if a is (not absorbing):
+                    return b
+                if b is (not absorbing):
+                    return a
+                return (kind, a, b)
+            if kind == "not":
+                a = gen(node[1])
+                return (not a) if isinstance(a, bool) else ("not", a)
+            field = node[1]
+            if field in index:  # a real field wins over a pseudo-field of the same name
+                return atom(node, index[field])
+            if field in pseudo:
+                return _const_test(node, pseudo[field])
+            return False  # the class has no such field
+
+        return gen(self.tree)
+
     def bind(self, name: str, cpu: int, channel: str, field_names: Sequence[str]) -> Bound:
         """This predicate for one event class: a constant, or a function of the value tuple."""
         index = {f: i for i, f in enumerate(field_names)}
         pseudo = {"name": name, "cpu": cpu, "channel": channel}
         consts: list[Any] = []
 
-        def gen(node: Node) -> str | bool:
-            kind = node[0]
-            if kind in ("and", "or"):
-                a, b = gen(node[1]), gen(node[2])
-                if kind == "and":
-                    if a is False or b is False:
-                        return False
-                    if a is True:
-                        return b
-                    if b is True:
-                        return a
-                    return f"({a} and {b})"
-                if a is True or b is True:
-                    return True
-                if a is False:
-                    return b
-                if b is False:
-                    return a
-                return f"({a} or {b})"
-            if kind == "not":
-                a = gen(node[1])
-                return (not a) if isinstance(a, bool) else f"(not {a})"
-            field = node[1]
-            if field in index:  # a real field wins over a pseudo-field of the same name
-                pos = index[field]
-            elif field in pseudo:
-                return _const_test(node, pseudo[field])
-            else:
-                return False  # the class has no such field
+        def atom(node: Node, pos: int) -> str:
             consts.append(node[3])
             c = f"_c{len(consts) - 1}"
-            if kind == "match":
+            if node[0] == "match":
                 hit = f"(type(v[{pos}]) is str and {c}.search(v[{pos}]) is not None)"
                 return f"(not {hit})" if node[2] else hit
             # An ordering between a str and a number raises TypeError: the generated
             # function then falls back to the node-by-node evaluator (only that test fails).
             return f"(v[{pos}] {node[2]} {c})"
 
-        body = gen(self.tree)
-        if isinstance(body, bool):
-            return body
+        def code(t: Any) -> str:
+            if isinstance(t, str):
+                return t
+            if t[0] == "not":
+                return f"(not {code(t[1])})"
+            return f"({code(t[1])} {t[0]} {code(t[2])})"
+
+        folded = self.fold(name, cpu, channel, field_names, atom)
+        if isinstance(folded, bool):
+            return folded
+        body = code(folded)
         env: dict[str, Any] = {f"_c{i}": c for i, c in enumerate(consts)}
         src = f"def _pred(v):\n    try:\n        return bool({body})\n    except TypeError:\n"
         src += "        return _slow(v)\n"

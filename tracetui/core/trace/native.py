@@ -204,40 +204,9 @@ def _compile_class(flt: EventFilter, cls: EventClass) -> Any:
     pred = flt.predicate
     if pred is None:
         return True
-    index = {f: i for i, f in enumerate(cls.names)}
-    pseudo = {"name": cls.name, "cpu": cls.cpu, "channel": cls.channel}
-    from tracetui.core.model.predicate import _const_test
-
-    def gen(node: Node) -> Any:
-        kind = node[0]
-        if kind in ("and", "or"):
-            a, b = gen(node[1]), gen(node[2])
-            if kind == "and":
-                if a is False or b is False:
-                    return False
-                if a is True:
-                    return b
-                if b is True:
-                    return a
-                return ("and", a, b)
-            if a is True or b is True:
-                return True
-            if a is False:
-                return b
-            if b is False:
-                return a
-            return ("or", a, b)
-        if kind == "not":
-            a = gen(node[1])
-            return (not a) if isinstance(a, bool) else ("not", a)
-        field = node[1]
-        if field in index:
-            return _atom(node, cls, index[field])
-        if field in pseudo:
-            return _const_test(node, pseudo[field])
-        return False
-
-    return gen(pred.tree)
+    return pred.fold(
+        cls.name, cls.cpu, cls.channel, cls.names, lambda node, pos: _atom(node, cls, pos)
+    )
 
 
 def compile_filter(flt: EventFilter, scanner: StreamScanner) -> Any | None:
