@@ -76,7 +76,9 @@ struct impl {
     int ready;        /* its targets are applied (or it was refused) in this session */
     int early;        /* counts emits until its targets come */
     int flush_early;  /* stopped counting: report the count once no emit still counts */
-    uint64_t unsent;  /* a count TT_LOST could not send (the daemon's socket was full) */
+    uint64_t unsent;  /* a count TT_LOST has still to send (a full socket, no id yet) */
+    int gone;         /* its object was unloaded with a count to report: kept until sent */
+    char name[NAME_MAX_ + 1]; /* the name, kept here: the object holding it may be unloaded */
     char canon[1024]; /* the format as sent */
 };
 
@@ -87,6 +89,7 @@ struct chan_ref {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int pending_flush; /* a TT_LOST waits on a synchronize or a full socket */
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 static struct impl *impls;
 static pthread_t thread;
@@ -304,6 +307,8 @@ static struct impl *impl_new(struct tt_marker *m)
         snprintf(why, sizeof(why), "it has no format");
     else
         n = parse_format(m->format, types, im->canon, sizeof(im->canon), why, sizeof(why));
+    if (n >= 0)
+        memcpy(im->name, m->name, nl + 1);
     if (n < 0 || ttpr_marker_init(&im->core, 0xFFFF, types, (uint32_t)n)) {
         im->bad = 1;
         fprintf(stderr, "tracetui: marker %s is off: %s\n", m->name ? m->name : "(null)", why);
@@ -395,11 +400,25 @@ void tt_register_(struct tt_marker *const *begin, struct tt_marker *const *end)
     register_range(begin, end, 1);
 }
 
+static void drop_impl(struct impl *im)
+{
+    for (struct impl **q = &impls; *q; q = &(*q)->next)
+        if (*q == im) {
+            *q = im->next;
+            break;
+        }
+    free(im);
+}
+
 void tt_unregister_(struct tt_marker *const *begin, struct tt_marker *const *end)
 {
     /* The object holding these markers is being unloaded: no emit of its code runs any more
-     * (a program unloading code another thread still runs has a bug of its own). */
+     * (a program unloading code another thread still runs has a bug of its own).  A marker
+     * that counted early emits outlives its object until the count is reported: the
+     * program's own destructor runs before this library's exit flush, so dropping it here
+     * lost every early event of a program that finished before its targets came. */
     pthread_mutex_lock(&lock);
+    int owed = 0;
     for (struct tt_marker *const *p = begin; p < end; p++) {
         struct tt_marker *m = *p;
         struct impl *im = m ? m->impl_ : NULL;
@@ -407,15 +426,24 @@ void tt_unregister_(struct tt_marker *const *begin, struct tt_marker *const *end
             continue;
         m->on = 0;
         m->impl_ = NULL;
-        for (struct impl **q = &impls; *q; q = &(*q)->next)
-            if (*q == im) {
-                *q = im->next;
-                break;
-            }
+        ttpr_marker_count_early(&im->core, 0);
+        im->unsent += ttpr_marker_take_early(&im->core);
+        im->early = 0;
+        im->flush_early = 0;
         struct ttpr_targets *old = ttpr_marker_swap(&im->core, NULL);
         if (old && n_retired < sizeof(retired) / sizeof(retired[0]))
             retired[n_retired++] = old;
-        free(im);
+        im->pub = NULL;
+        if (!im->unsent) {
+            drop_impl(im);
+            continue;
+        }
+        im->gone = 1;
+        owed = 1;
+    }
+    if (owed) {
+        pending_flush = 1;
+        wake();
     }
     pthread_mutex_unlock(&lock);
 }
@@ -451,7 +479,7 @@ int tt_wait_registered(int timeout_ms)
     for (;;) {
         ok = connected_ && !have_unacked;
         for (struct impl *im = impls; ok && im; im = im->next)
-            if (!im->ready)
+            if (!im->ready && !im->gone)
                 ok = 0;
         if (ok || now_ns() >= deadline)
             break;
@@ -537,7 +565,8 @@ static void wake(void)
 
 static void set_on(struct impl *im)
 {
-    im->pub->on = im->early || ttpr_marker_wanted(&im->core);
+    if (!im->gone)
+        im->pub->on = im->early || ttpr_marker_wanted(&im->core);
 }
 
 static struct ttrb_chan *chan_get(const char *name)
@@ -594,7 +623,7 @@ static void apply_table(const char *p, uint32_t n)
             gen = u32_at(data);
     }
     for (struct impl *im = impls; im; im = im->next) {
-        if (im->id < 0)
+        if (im->id < 0 || im->gone)
             continue;
         struct ttrb_chan *targets[64];
         uint32_t nt = 0;
@@ -645,8 +674,6 @@ static void apply_table(const char *p, uint32_t n)
     pthread_cond_broadcast(&changed);
 }
 
-static int pending_flush;
-
 /* Report what markers counted before their targets came (TT_LOST), once a synchronize says
  * no emit still counts; retried each loop turn while one is stopped mid-way.  Under the lock. */
 static void flush_early(uint64_t timeout_ns)
@@ -658,27 +685,27 @@ static void flush_early(uint64_t timeout_ns)
     if (rc != 0)
         return;
     pending_flush = 0;
-    for (struct impl *im = impls; im; im = im->next) {
-        if (!im->flush_early && !im->unsent)
-            continue;
-        uint64_t k = im->unsent;
+    for (struct impl *im = impls, *next; im; im = next) {
+        next = im->next;
         if (im->flush_early) {
             im->flush_early = 0;
-            k += ttpr_marker_take_early(&im->core);
+            im->unsent += ttpr_marker_take_early(&im->core);
         }
-        im->unsent = 0;
-        if (!k || im->id < 0)
-            continue;
-        struct msg m;
-        msg_begin(&m, TT_LOST, NLM_F_REQUEST);
-        uint32_t id = (uint32_t)im->id;
-        msg_attr(&m, TT_A_ID, &id, 4);
-        msg_attr(&m, TT_A_COUNT, &k, 8);
-        if (msg_send(&m)) {
-            /* A full socket (a busy daemon): kept and sent again next turn, never dropped. */
-            im->unsent = k;
-            pending_flush = 1;
+        if (im->unsent && im->id >= 0) {
+            struct msg m;
+            msg_begin(&m, TT_LOST, NLM_F_REQUEST);
+            uint32_t id = (uint32_t)im->id;
+            msg_attr(&m, TT_A_ID, &id, 4);
+            msg_attr(&m, TT_A_COUNT, &im->unsent, 8);
+            if (msg_send(&m) == 0)
+                im->unsent = 0;
+            else
+                pending_flush = 1; /* a full socket (a busy daemon): sent again next turn */
         }
+        /* Without an id yet (a new session registers it again) the count waits in unsent;
+         * try_ack sends it once the daemon answered.  Never dropped. */
+        if (im->gone && !im->unsent)
+            drop_impl(im);
     }
     pthread_cond_broadcast(&changed);
 }
@@ -701,7 +728,7 @@ __attribute__((destructor)) static void flush_at_exit(void)
     for (;;) {
         int waiting = pending_flush || have_unacked;
         for (struct impl *im = impls; im && !waiting; im = im->next)
-            waiting = im->early || im->flush_early;
+            waiting = im->early || im->flush_early || im->unsent;
         if (!waiting || !answers || now_ns() >= deadline)
             break;
         wake(); /* the link thread retries now */
@@ -725,6 +752,8 @@ static void try_ack(uint64_t timeout_ns)
     have_unacked = 0;
     int flush = 0;
     for (struct impl *im = impls; im; im = im->next) {
+        if (im->unsent && im->id >= 0)
+            flush = 1;
         if (!im->early || !im->ready)
             continue;
         ttpr_marker_count_early(&im->core, 0);
@@ -749,7 +778,7 @@ static void send_pending(void)
             continue;
         struct msg m;
         msg_begin(&m, TT_MARKER_MSG, NLM_F_REQUEST);
-        msg_attr(&m, TT_A_NAME, im->pub->name, (uint32_t)strlen(im->pub->name) + 1);
+        msg_attr(&m, TT_A_NAME, im->name, (uint32_t)strlen(im->name) + 1);
         msg_attr(&m, TT_A_FORMAT, im->canon, (uint32_t)strlen(im->canon) + 1);
         if (msg_send(&m) == 0) {
             im->sent = (int)((struct nlmsghdr *)m.buf)->nlmsg_seq;
@@ -774,7 +803,7 @@ static int handle(const struct nlmsghdr *h)
                 id = (int)u32_at(data);
         }
         for (struct impl *im = impls; name && id >= 0 && im; im = im->next)
-            if (im->id < 0 && im->sent && !strcmp(im->pub->name, name)) {
+            if (im->id < 0 && im->sent && !strcmp(im->name, name)) {
                 im->id = id;
                 ttpr_marker_set_id(&im->core, (uint16_t)id);
                 im->awaiting_table = 1; /* the daemon pushes a table covering it next */
@@ -789,8 +818,14 @@ static int handle(const struct nlmsghdr *h)
         if (err) {
             for (struct impl *im = impls; im; im = im->next)
                 if (im->id < 0 && im->sent == (int)h->nlmsg_seq) {
-                    /* Refused: nothing will come to wait for. */
+                    /* Refused: nothing will come to wait for, and no trace can want what
+                     * it counted. */
                     im->ready = 1;
+                    im->early = 0;
+                    ttpr_marker_count_early(&im->core, 0);
+                    ttpr_marker_take_early(&im->core);
+                    im->unsent = 0;
+                    set_on(im);
                     const char *why = "";
                     uint32_t off = 16 + 4 + 16; /* hdr, error, the request's header */
                     if (h->nlmsg_len > off + 4) {
@@ -802,7 +837,7 @@ static int handle(const struct nlmsghdr *h)
                         }
                     }
                     fprintf(stderr, "tracetui: marker %s is off: the daemon refused it: %s\n",
-                            im->pub->name, why);
+                            im->name, why);
                     pthread_cond_broadcast(&changed);
                 }
         }
@@ -988,7 +1023,13 @@ static void atfork_child(void)
             close(wake_fd[i]);
             wake_fd[i] = -1;
         }
-    /* Only this thread exists: nothing else can be inside an emit. */
+    /* Only this thread exists: nothing else can be inside an emit.  Counts owed by unloaded
+     * objects are the parent's to report. */
+    for (struct impl *im = impls, *next; im; im = next) {
+        next = im->next;
+        if (im->gone)
+            drop_impl(im);
+    }
     int n = 0;
     for (struct impl *im = impls; im; im = im->next) {
         struct ttpr_targets *old = ttpr_marker_swap(&im->core, NULL);
@@ -1000,6 +1041,8 @@ static void atfork_child(void)
         im->sent = 0;
         im->ready = 0;
         im->early = 0;
+        im->flush_early = 0;
+        im->unsent = 0;
         im->awaiting_table = 0;
         im->pub->on = 0;
         n++;
