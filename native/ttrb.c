@@ -37,12 +37,20 @@
  *   2. the closer records where the content of the closed packet ends and
  *      its end time in the slot's meta, then commits the padding; the opener
  *      writes the new packet header.
- *   3. commit: one atomic add of (1 << 40) + bytes on the slot's commit
- *      word: low 40 bits count bytes, high 24 bits count records, both
- *      cumulative and compared modulo their width.  The committer whose add
- *      makes the byte count reach the end of the slot's cycle is the last
- *      committer: it alone finalizes the packet context and publishes the
- *      slot (`done` = cycle + 1, release).
+ *   3. commit: an add of (1 << 40) + bytes to the slot's count: low 40 bits
+ *      count bytes, high 24 bits count records, both cumulative and compared
+ *      modulo their width.  The count is two words: `commit_cpu`, added to
+ *      without a lock by a restartable sequence (rseq) that only completes on
+ *      the buffer's own CPU (a per-CPU buffer's writers, nearly always), and
+ *      `commit`, added to atomically by everyone else (a writer that moved, the
+ *      consumer's flush, a global buffer).  Whoever sees the sum reach the end
+ *      of the slot's cycle claims the cycle (a CAS from the previous cycle's
+ *      claim) and publishes it (`done` = cycle + 1, release).  An atomic adder
+ *      of a closed slot looks again for a moment if the sum falls short (the
+ *      last lock-free add may still be in its CPU's store buffer), and the
+ *      consumer settles an unpublished complete slot itself (get_subbuf).
+ *      The TSC of a per-CPU buffer's writer is read without an lfence when it
+ *      is read on the buffer's CPU (see reserve_).
  *
  * Consumer (one per buffer): get_subbuf takes the oldest published packet by
  * setting HELD with a CAS on `consumed` (so flight writers cannot push past
@@ -70,6 +78,15 @@
 #include <time.h>
 #include <unistd.h>
 #include <x86intrin.h>
+/* ThreadSanitizer cannot see the restartable sequence's add (inline assembly), so its builds
+ * (tests/unit/test_native_stress.py) check the protocol's atomic path alone; the plain build
+ * of the same stress program runs the lock-free one. */
+#if defined(__has_include) && !defined(__SANITIZE_THREAD__)
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h> /* glibc >= 2.35: the thread's rseq area, for its CPU number */
+#define HAVE_GLIBC_RSEQ 1
+#endif
+#endif
 
 #include "ttrb.h"
 
@@ -79,7 +96,7 @@
 #define BYTES_MASK ((1ULL << BYTES_BITS) - 1)
 #define RECS_MASK ((1ULL << (64 - BYTES_BITS)) - 1)
 #define ONE_REC (1ULL << BYTES_BITS)
-#define SHM_VERSION 2
+#define SHM_VERSION 3
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -104,7 +121,11 @@ struct chan_shm {
 
 struct buf_ctl {
     _Atomic uint64_t write_off;
-    char pad0[CACHELINE - 8];
+    /* Sticky: a writer not running on this buffer's CPU wrote here (an explicit buffer, a
+     * CPU beyond nbuf).  Until then the writers of a per-CPU buffer all read the TSC on its
+     * CPU and need no lfence (see reserve_).  On write_off's line: read with it. */
+    _Atomic uint32_t mixed;
+    char pad0[CACHELINE - 12];
     _Atomic uint64_t consumed;
     char pad1[CACHELINE - 8];
     /* Slow-path counters: touched on loss, publish, and by the consumer. */
@@ -127,15 +148,17 @@ struct buf_ctl {
 } __attribute__((aligned(CACHELINE)));
 
 struct slot_meta {
-    _Atomic uint64_t commit;   /* (records << 40) | bytes, cumulative */
+    _Atomic uint64_t commit;   /* (records << 40) | bytes, cumulative: atomic adds */
     _Atomic uint64_t done;     /* cycle + 1 of the last published cycle */
     uint64_t last_recs;        /* record count (24 bits) at last publish */
     uint64_t nrec;             /* records of the published cycle */
     uint64_t content_end;      /* bytes; written by the closer */
     uint64_t ts_end;           /* written by the closer */
     uint32_t dropped;          /* published by force (dead writer): skip */
-    uint32_t pad_;
-    uint64_t pad2_;
+    _Atomic uint32_t claimed;  /* cycle + 1 of the last cycle someone set out to publish */
+    /* Like commit, but added to without a lock: only by a restartable sequence running on
+     * this buffer's own CPU (local_add).  A slot's count is the sum of both. */
+    _Atomic uint64_t commit_cpu;
 };
 
 _Static_assert(sizeof(struct slot_meta) == CACHELINE, "slot_meta is one cache line");
@@ -165,6 +188,22 @@ static inline uint64_t rdtsc_ordered(void)
 }
 
 uint64_t ttrb_clock(void) { return rdtsc_ordered(); }
+
+/* The CPU this thread runs on: the kernel's word in the rseq area glibc registered (a load),
+ * else sched_getcpu().  -1 if unknown. */
+static inline int cur_cpu(void)
+{
+#ifdef HAVE_GLIBC_RSEQ
+    if (likely(__rseq_size > 0)) {
+        const struct rseq *rs =
+            (const struct rseq *)((const char *)__builtin_thread_pointer() + __rseq_offset);
+        int cpu = (int)*(const volatile uint32_t *)&rs->cpu_id;
+        if (likely(cpu >= 0))
+            return cpu;
+    }
+#endif
+    return sched_getcpu();
+}
 
 static uint64_t ns_of(clockid_t id)
 {
@@ -452,7 +491,7 @@ static void publish(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_
 {
     struct slot_meta *m = meta_of(c, bc, k);
     uint64_t recs = commit >> BYTES_BITS;
-    uint64_t nrec = (recs - m->last_recs) & RECS_MASK;
+    uint64_t nrec = (recs - __atomic_load_n(&m->last_recs, __ATOMIC_RELAXED)) & RECS_MASK;
     /* Relaxed atomics: stats and flight writers read these without holding
      * the slot (a stale value only makes their CAS fail or a total lag). */
     __atomic_store_n(&m->last_recs, recs, __ATOMIC_RELAXED);
@@ -475,26 +514,124 @@ static void publish(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_
     atomic_store_explicit(&m->done, (k >> c->n_shift) + 1, memory_order_release);
 }
 
-static inline void commit_bytes(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc,
-                                uint64_t k, uint64_t add)
+/* A slot's commit count: the sum of its two words, field by field. */
+static inline uint64_t slot_commit(struct slot_meta *m)
 {
-    struct slot_meta *m = meta_of(c, bc, k);
-    uint64_t old = atomic_fetch_add_explicit(&m->commit, add, memory_order_acq_rel);
-    uint64_t end = ((k >> c->n_shift) + 1) << c->sb_shift;
-    if (unlikely(((old + add) & BYTES_MASK) == (end & BYTES_MASK)))
-        publish(c, b, bc, k, old + add);
+    uint64_t a = atomic_load_explicit(&m->commit, memory_order_acquire);
+    uint64_t l = atomic_load_explicit(&m->commit_cpu, memory_order_acquire);
+    uint64_t recs = ((a >> BYTES_BITS) + (l >> BYTES_BITS)) & RECS_MASK;
+    return (recs << BYTES_BITS) | (((a & BYTES_MASK) + (l & BYTES_MASK)) & BYTES_MASK);
 }
 
-static inline uint32_t pick_buffer(const struct ttrb_chan *c, int buffer)
+static inline uint64_t cycle_end(const struct ttrb_chan *c, uint64_t k)
 {
-    if (buffer >= 0)
-        return (uint32_t)buffer % c->nbuf;
-    if (c->nbuf == 1)
+    return ((k >> c->n_shift) + 1) << c->sb_shift;
+}
+
+/* Publish sub-buffer k if its count reached the end of its cycle and nobody else set out to
+ * (the count has two words, so several committers can see it complete).  Return: 1 if
+ * complete. */
+static inline int complete(const struct ttrb_chan *c, struct slot_meta *m, uint64_t k)
+{
+    return (slot_commit(m) & BYTES_MASK) == (cycle_end(c, k) & BYTES_MASK);
+}
+
+/* 1 for the one caller that publishes sub-buffer k's cycle.  A slot's cycles are claimed in
+ * order, so only the previous cycle's claim may be replaced: a caller that saw the cycle
+ * complete, then slept while it was published and the slot reused, must not claim it again. */
+static int claim(const struct ttrb_chan *c, struct slot_meta *m, uint64_t k)
+{
+    uint32_t want = (uint32_t)((k >> c->n_shift) + 1);
+    uint32_t prev = want - 1;
+    return atomic_compare_exchange_strong_explicit(&m->claimed, &prev, want,
+                                                   memory_order_acq_rel, memory_order_relaxed);
+}
+
+static int settle(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t k)
+{
+    struct slot_meta *m = meta_of(c, bc, k);
+    if (!complete(c, m, k))
         return 0;
-    /* glibc reads the CPU from rseq: a few ns.  Migration after this point
-     * is harmless: every step below is atomic. */
-    int cpu = sched_getcpu();
-    return cpu < 0 ? 0 : (uint32_t)cpu % c->nbuf;
+    if (claim(c, m, k))
+        publish(c, b, bc, k, slot_commit(m));
+    return 1;
+}
+
+/* Add @add to the slot's lock-free word with a restartable sequence that aborts unless this
+ * thread runs on @cpu (the buffer's CPU) through the add: the only writers of commit_cpu are
+ * such adds, one instruction each, so none is lost.  Return: 0, or -1 (not on that CPU, or
+ * no rseq): the caller adds atomically instead. */
+#define TT_RSEQ_SIG 0x53053053 /* glibc's registration signature on x86 */
+static inline __attribute__((always_inline)) int local_add(_Atomic uint64_t *word,
+                                                           uint64_t add, uint32_t cpu)
+{
+#ifdef HAVE_GLIBC_RSEQ
+    if (unlikely(__rseq_size == 0))
+        return -1;
+    struct rseq *rs = (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+    __asm__ __volatile__ goto(
+        ".pushsection __rseq_cs, \"aw\"\n\t"
+        ".balign 32\n\t"
+        "3:\n\t"
+        ".long 0x0, 0x0\n\t"
+        ".quad 1f, (2f - 1f), 4f\n\t"
+        ".popsection\n\t"
+        "leaq 3b(%%rip), %%rax\n\t"
+        "movq %%rax, %[cs]\n\t"
+        "1:\n\t"
+        "cmpl %[cpu], %[cpu_start]\n\t"
+        "jnz 5f\n\t"
+        "addq %[add], %[word]\n\t"
+        "2:\n\t"
+        "movq $0, %[cs]\n\t"
+        ".pushsection __rseq_failure, \"ax\"\n\t"
+        ".byte 0x0f, 0xb9, 0x3d\n\t"
+        ".long %c[sig]\n\t"
+        "4:\n\t"
+        "5:\n\t"
+        "movq $0, %[cs]\n\t"
+        "jmp %l[aborted]\n\t"
+        ".popsection\n\t"
+        :
+        : [cs] "m"(rs->rseq_cs), [cpu_start] "m"(rs->cpu_id_start), [cpu] "r"(cpu),
+          [word] "m"(*(uint64_t *)word), [add] "r"(add), [sig] "i"(TT_RSEQ_SIG)
+        : "memory", "cc", "rax"
+        : aborted);
+    return 0;
+aborted:
+    return -1;
+#else
+    (void)word;
+    (void)add;
+    (void)cpu;
+    return -1;
+#endif
+}
+
+/* Add to sub-buffer k's count; whoever completes it publishes.  @local: the add may take the
+ * lock-free word (a writer's add into a per-CPU buffer). */
+static inline void commit_bytes(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc,
+                                uint64_t k, uint64_t add, int local)
+{
+    struct slot_meta *m = meta_of(c, bc, k);
+    if (local && c->nbuf > 1 && local_add(&m->commit_cpu, add, b) == 0) {
+        /* No barrier here: a remote adder completing the slot meanwhile may miss this add
+         * (still in this CPU's store buffer) while this load misses its add; the remote
+         * side looks again below. */
+        settle(c, b, bc, k);
+        return;
+    }
+    atomic_fetch_add_explicit(&m->commit, add, memory_order_acq_rel);
+    if (settle(c, b, bc, k) || c->nbuf == 1)
+        return;
+    /* The lock-free adds of a closed slot's last records may sit in their CPU's store
+     * buffer for a moment: look again for a while before leaving the publication to them
+     * (they look after their add) or to the consumer (ttrb_get_subbuf settles too). */
+    uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
+    if ((w >> c->sb_shift) <= k)
+        return; /* still open: its closer's add comes later and looks then */
+    for (int spin = 0; spin < 64 && !settle(c, b, bc, k); spin++)
+        _mm_pause();
 }
 
 /* Close the open sub-buffer at @o (pos > 0) if @close, account the slot
@@ -511,7 +648,7 @@ static void switch_subbuf(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, u
         m->ts_end = ts;
         /* The padding commit is a release: the meta above is visible to
          * whoever completes the slot. */
-        commit_bytes(c, b, bc, k_old, sb - pos);
+        commit_bytes(c, b, bc, k_old, sb - pos, 1);
     }
     if (open_new) {
         uint64_t k = close_old ? k_old + 1 : k_old;
@@ -533,7 +670,7 @@ static void switch_subbuf(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, u
  * slot may be used, -ENOSPC when the record must be dropped, -EAGAIN when
  * the caller must reload write_off and retry.
  */
-static int make_room(struct ttrb_chan *c, struct buf_ctl *bc, uint64_t k)
+static int make_room(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t k)
 {
     uint64_t cns = atomic_load_explicit(&bc->consumed, memory_order_acquire);
     uint64_t cnum = cns & ~HELD;
@@ -544,7 +681,9 @@ static int make_room(struct ttrb_chan *c, struct buf_ctl *bc, uint64_t k)
     /* Flight: overwrite the oldest sub-buffer, if every writer is done with
      * it.  k - cnum == n_subbuf here: older ones were reused already. */
     struct slot_meta *m = meta_of(c, bc, cnum);
-    if (atomic_load_explicit(&m->done, memory_order_acquire) != (cnum >> c->n_shift) + 1)
+    if (atomic_load_explicit(&m->done, memory_order_acquire) != (cnum >> c->n_shift) + 1 &&
+        !(settle(c, b, bc, cnum) &&
+          atomic_load_explicit(&m->done, memory_order_acquire) == (cnum >> c->n_shift) + 1))
         return -ENOSPC;
     uint64_t nrec = __atomic_load_n(&m->nrec, __ATOMIC_RELAXED);
     uint32_t dropped = __atomic_load_n(&m->dropped, __ATOMIC_RELAXED);
@@ -559,22 +698,31 @@ static int make_room(struct ttrb_chan *c, struct buf_ctl *bc, uint64_t k)
 
 /* Slow path of reserve: the record opens a sub-buffer (closing the open one
  * first if any).  Kept out of line so the fast path inlines small. */
+#define REPICK 1 /* reserve_slow: the writer left its buffer's CPU; pick again */
+
 static __attribute__((noinline)) int reserve_slow(struct ttrb_chan *c, uint32_t b,
                                                   struct buf_ctl *bc, uint64_t o,
                                                   uint64_t rlen, uint16_t id,
-                                                  struct ttrb_resv *r)
+                                                  struct ttrb_resv *r, int cpu)
 {
     uint64_t sb = c->subbuf_size;
     uint64_t ts, start, pos;
     int close_old;
     for (;;) {
         ts = rdtsc_ordered();
+        /* A writer of the lfence-free path reads every TSC on the buffer's CPU, here too
+         * (the next record's writer may skip the lfence).  Before any side effect. */
+        if (cpu >= 0) {
+            __asm__ __volatile__("" ::: "memory");
+            if (unlikely(cur_cpu() != cpu))
+                return REPICK;
+        }
         pos = o & (sb - 1);
         if (pos != 0 && pos + rlen <= sb) {
             /* Someone opened it meanwhile: an ordinary reservation. */
             if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o + rlen,
-                                                      memory_order_acquire,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire)) {
                 start = o;
                 char *p = slot_data(c, b, start >> c->sb_shift) + pos;
                 memcpy(p, &id, 2);
@@ -587,9 +735,9 @@ static __attribute__((noinline)) int reserve_slow(struct ttrb_chan *c, uint32_t 
         }
         close_old = pos != 0;
         uint64_t k = (o >> c->sb_shift) + (close_old ? 1 : 0);
-        int rc = make_room(c, bc, k);
+        int rc = make_room(c, b, bc, k);
         if (rc == -EAGAIN) {
-            o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+            o = atomic_load_explicit(&bc->write_off, memory_order_acquire);
             continue;
         }
         if (rc) {
@@ -599,7 +747,7 @@ static __attribute__((noinline)) int reserve_slow(struct ttrb_chan *c, uint32_t 
         start = (k << c->sb_shift) + TTRB_PACKET_HEADER_SIZE;
         if (atomic_compare_exchange_weak_explicit(&bc->write_off, &o, start + rlen,
                                                   memory_order_acq_rel,
-                                                  memory_order_relaxed))
+                                                  memory_order_acquire))
             break;
     }
     switch_subbuf(c, b, bc, o, ts, close_old, 1);
@@ -618,36 +766,78 @@ done:
     return 0;
 }
 
+/*
+ * Timestamps follow offsets in a buffer.  A writer that reads the TSC after an lfence reads
+ * it after its load of write_off, so after the CAS of the record before its own.  A per-CPU
+ * buffer skips the lfence (about a quarter of an event's cost on a VM) while every writer of
+ * it reads the TSC on the buffer's own CPU: it picks the buffer by its CPU and checks the CPU
+ * again after the TSC read, picking again if it moved.  Two such reads on one CPU are
+ * separated by a context switch when they are of different threads, and a switch is exact:
+ * a writer whose TSC read retired before it has also loaded write_off before it, so that
+ * load cannot have seen a CAS made after the switch; records of one CPU get their
+ * timestamps in offset order.  A writer elsewhere (an explicit buffer, a CPU id beyond nbuf)
+ * sets the buffer's sticky `mixed` before its CAS (release), and a writer that loads a
+ * write_off at or after that CAS (acquire) sees it and takes the lfence too.  Sub-buffer
+ * openers (reserve_slow) always take it: a consumer's flush moves write_off from elsewhere.
+ */
 static inline __attribute__((always_inline)) int reserve_(struct ttrb_chan *c, int buffer,
                                                           uint16_t id, uint32_t len,
                                                           struct ttrb_resv *r)
 {
-    uint32_t b = pick_buffer(c, buffer);
-    struct buf_ctl *bc = ctl_of(c, b);
     uint64_t sb = c->subbuf_size;
     uint64_t rlen = (uint64_t)len + TTRB_EVENT_HEADER_SIZE;
-
-    r->chan = c;
-    r->buffer = b;
     r->len = len;
+    r->chan = c;
+repick:;
+    uint32_t b;
+    int cpu = -1; /* >= 0: this writer may skip the lfence while it runs on that CPU */
+    if (buffer >= 0) {
+        b = (uint32_t)buffer % c->nbuf;
+    } else if (c->nbuf == 1) {
+        b = 0;
+    } else {
+        int now = cur_cpu();
+        b = now < 0 ? 0 : (uint32_t)now % c->nbuf;
+        if (now >= 0 && (uint32_t)now < c->nbuf)
+            cpu = now;
+    }
+    struct buf_ctl *bc = ctl_of(c, b);
+    r->buffer = b;
     if (unlikely(rlen + TTRB_PACKET_HEADER_SIZE > sb)) {
         atomic_fetch_add_explicit(&bc->too_big, 1, memory_order_relaxed);
         return -E2BIG;
     }
-    uint64_t o = atomic_load_explicit(&bc->write_off, memory_order_relaxed);
+    if (unlikely(cpu < 0 && c->nbuf > 1 &&
+                 !atomic_load_explicit(&bc->mixed, memory_order_relaxed)))
+        atomic_store_explicit(&bc->mixed, 1, memory_order_relaxed); /* before the CAS */
+    uint64_t o = atomic_load_explicit(&bc->write_off, memory_order_acquire);
     for (;;) {
-        uint64_t ts = rdtsc_ordered();
+        uint64_t ts;
+        int fast = cpu >= 0 && !atomic_load_explicit(&bc->mixed, memory_order_relaxed);
+        if (likely(fast)) {
+            ts = __rdtsc();
+            __asm__ __volatile__("" ::: "memory"); /* the CPU is read after the TSC */
+            if (unlikely(cur_cpu() != cpu))
+                goto repick;
+        } else {
+            ts = rdtsc_ordered();
+        }
         uint64_t pos = o & (sb - 1);
         /* Strictly inside the open sub-buffer: an exact fit goes the slow way,
          * where the closer's bookkeeping is. */
-        if (unlikely(pos == 0 || pos + rlen >= sb))
-            return reserve_slow(c, b, bc, o, rlen, id, r);
+        if (unlikely(pos == 0 || pos + rlen >= sb)) {
+            int rc = reserve_slow(c, b, bc, o, rlen, id, r, fast ? cpu : -1);
+            if (unlikely(rc == REPICK))
+                goto repick;
+            return rc;
+        }
         /* Acquire on success: it reads from the opener's release (or a later
          * reservation in its release sequence), so this record's bytes are
-         * ordered after the consumer's reads of the slot's previous cycle. */
+         * ordered after the consumer's reads of the slot's previous cycle.
+         * Release: a `mixed` set before it is seen by whoever loads this value. */
         if (likely(atomic_compare_exchange_weak_explicit(&bc->write_off, &o, o + rlen,
-                                                         memory_order_acquire,
-                                                         memory_order_relaxed))) {
+                                                         memory_order_acq_rel,
+                                                         memory_order_acquire))) {
             char *p = slot_data(c, b, o >> c->sb_shift) + pos;
             memcpy(p, &id, 2);
             memcpy(p + 2, &ts, 8);
@@ -666,7 +856,7 @@ static inline __attribute__((always_inline)) void commit_(struct ttrb_resv *r)
     /* A record that opened its packet also commits the packet header. */
     if (unlikely((r->offset & (c->subbuf_size - 1)) == 0))
         bytes += TTRB_PACKET_HEADER_SIZE;
-    commit_bytes(c, r->buffer, bc, r->offset >> c->sb_shift, ONE_REC + bytes);
+    commit_bytes(c, r->buffer, bc, r->offset >> c->sb_shift, ONE_REC + bytes, 1);
 }
 
 int ttrb_reserve(struct ttrb_chan *c, int buffer, uint16_t id, uint32_t len,
@@ -713,8 +903,14 @@ int ttrb_get_subbuf(struct ttrb_chan *c, uint32_t b, const char **data, uint32_t
         if (cns & HELD)
             return -EBUSY;
         struct slot_meta *m = meta_of(c, bc, cns);
-        if (atomic_load_explicit(&m->done, memory_order_acquire) != (cns >> c->n_shift) + 1)
+        if (atomic_load_explicit(&m->done, memory_order_acquire) != (cns >> c->n_shift) + 1) {
+            /* Complete, yet nobody published it (two adders can each miss the other's
+             * last add, see commit_bytes): publish it here. */
+            if (settle(c, b, bc, cns) &&
+                atomic_load_explicit(&m->done, memory_order_acquire) == (cns >> c->n_shift) + 1)
+                continue;
             return -EAGAIN;
+        }
         if (__atomic_load_n(&m->dropped, __ATOMIC_RELAXED)) {
             /* Forced complete after a dead writer: never hand it out. */
             if (atomic_compare_exchange_strong(&bc->consumed, &cns, cns + 1))
@@ -781,7 +977,7 @@ static int flush_losses(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uin
     struct slot_meta *m = meta_of(c, bc, k);
     m->content_end = TTRB_PACKET_HEADER_SIZE;
     m->ts_end = ts;
-    commit_bytes(c, b, bc, k, c->subbuf_size);
+    commit_bytes(c, b, bc, k, c->subbuf_size, 0);
     return 1;
 }
 
@@ -887,7 +1083,7 @@ int ttrb_stuck(struct ttrb_chan *c, uint32_t b, uint64_t *k_out, uint64_t *commi
     if (!closed || published || (cns & HELD))
         return 0;
     *k_out = k;
-    *commit_out = atomic_load_explicit(&m->commit, memory_order_acquire);
+    *commit_out = slot_commit(m);
     return 1;
 }
 
@@ -900,20 +1096,19 @@ int ttrb_reclaim(struct ttrb_chan *c, uint32_t b, uint64_t k)
         return 0;
     struct buf_ctl *bc = ctl_of(c, b);
     struct slot_meta *m = meta_of(c, bc, k);
-    uint64_t cycle_end = ((k >> c->n_shift) + 1) << c->sb_shift;
     /* Dead writer: complete the cycle ourselves, then drop the packet (its
      * bytes may be torn, and which record is cannot be known). */
-    uint64_t missing = (cycle_end - commit) & BYTES_MASK;
+    uint64_t missing = (cycle_end(c, k) - commit) & BYTES_MASK;
     __atomic_store_n(&m->dropped, 1, __ATOMIC_RELAXED);
     /* The dropped packet is never read: the loss count it would carry must
      * still reach a later packet (flush_losses looks at reported_lost). */
     uint64_t reported = atomic_load_explicit(&bc->reported_lost, memory_order_relaxed);
-    uint64_t old = atomic_fetch_add_explicit(&m->commit, missing, memory_order_acq_rel);
-    if (((old + missing) & BYTES_MASK) == (cycle_end & BYTES_MASK)) {
+    atomic_fetch_add_explicit(&m->commit, missing, memory_order_acq_rel);
+    if (complete(c, m, k) && claim(c, m, k)) {
         /* The closer may have died before recording where content ends. */
         if (m->content_end < TTRB_PACKET_HEADER_SIZE || m->content_end > c->subbuf_size)
             m->content_end = TTRB_PACKET_HEADER_SIZE;
-        publish(c, b, bc, k, old + missing);
+        publish(c, b, bc, k, slot_commit(m));
         atomic_store_explicit(&bc->reported_lost, reported, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&bc->discarded, m->nrec, memory_order_relaxed);
@@ -1006,7 +1201,7 @@ int ttrb_stats(const struct ttrb_chan *c, uint32_t b, struct ttrb_stats *out)
     uint64_t w = atomic_load(&bc->write_off);
     for (uint32_t i = 0; i < c->n_subbuf; i++) {
         struct slot_meta *m = &((struct slot_meta *)((char *)bc + sizeof(struct buf_ctl)))[i];
-        uint64_t commit = atomic_load(&m->commit);
+        uint64_t commit = slot_commit(m);
         uint64_t r =
             ((commit >> BYTES_BITS) - __atomic_load_n(&m->last_recs, __ATOMIC_RELAXED)) &
             RECS_MASK;

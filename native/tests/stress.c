@@ -175,6 +175,14 @@ int main(int argc, char **argv)
     drain();
     uint64_t lost = 0;
     for (uint32_t b = 0; b < ttrb_chan_nbuf(chan); b++) {
+        /* Every writer is done and the buffers are flushed: a closed sub-buffer left
+         * unpublished means a commit was lost (its count never reaches the end). */
+        uint64_t n = ttrb_incomplete(chan, b);
+        if (n) {
+            fprintf(stderr, "buffer %u: %llu closed sub-buffers never published\n", b,
+                    (unsigned long long)n);
+            failures++;
+        }
         struct ttrb_stats st;
         ttrb_stats(chan, b, &st);
         lost += st.discarded + st.overwritten + st.too_big;
