@@ -547,7 +547,8 @@ static int claim(const struct ttrb_chan *c, struct slot_meta *m, uint64_t k)
                                                    memory_order_acq_rel, memory_order_relaxed);
 }
 
-static int settle(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64_t k)
+static __attribute__((noinline)) int settle(struct ttrb_chan *c, uint32_t b,
+                                            struct buf_ctl *bc, uint64_t k)
 {
     struct slot_meta *m = meta_of(c, bc, k);
     if (!complete(c, m, k))
@@ -610,15 +611,19 @@ aborted:
 
 /* Add to sub-buffer k's count; whoever completes it publishes.  @local: the add may take the
  * lock-free word (a writer's add into a per-CPU buffer). */
-static inline void commit_bytes(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc,
-                                uint64_t k, uint64_t add, int local)
+static inline __attribute__((always_inline)) void commit_bytes(struct ttrb_chan *c,
+                                                               uint32_t b,
+                                                               struct buf_ctl *bc,
+                                                               uint64_t k, uint64_t add,
+                                                               int local)
 {
     struct slot_meta *m = meta_of(c, bc, k);
     if (local && c->nbuf > 1 && local_add(&m->commit_cpu, add, b) == 0) {
         /* No barrier here: a remote adder completing the slot meanwhile may miss this add
          * (still in this CPU's store buffer) while this load misses its add; the remote
-         * side looks again below. */
-        settle(c, b, bc, k);
+         * side looks again below.  Inline: the sum is checked before any call. */
+        if (unlikely(complete(c, m, k)))
+            settle(c, b, bc, k);
         return;
     }
     atomic_fetch_add_explicit(&m->commit, add, memory_order_acq_rel);
