@@ -2,7 +2,7 @@
  * header and library, and with -DWITH_LTTNG against an LTTng-UST provider (tp.h) of the same
  * three integers.  Both builds also time the reference CAS ring (ref_cas below).
  *
- *   bench_c COUNT REPEAT   prints "name ns_per_event" lines (median of REPEAT runs minus the
+ *   bench_c COUNT REPEAT   prints "name ns_per_event" lines (median of REPEAT rounds minus the
  *                          bare loop's median)
  */
 #define _GNU_SOURCE
@@ -122,11 +122,8 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median_ns(uint64_t (*f)(long), long n, int repeat)
+static double median_of(uint64_t *v, int repeat, long n)
 {
-    uint64_t v[64];
-    for (int r = 0; r < repeat; r++)
-        v[r] = f(n);
     qsort(v, (size_t)repeat, sizeof(v[0]), cmp);
     return (double)v[repeat / 2] / (double)n;
 }
@@ -137,16 +134,31 @@ int main(int argc, char **argv)
     int repeat = argc > 2 ? atoi(argv[2]) : 9;
     if (repeat < 1 || repeat > 64)
         repeat = 9;
-    double b = median_ns(bare, n, repeat);
-    /* Interleaved so a noisy neighbour hits every figure alike. */
-    printf("ref_ring_cas_ns %.3f\n", median_ns(cas, n, repeat) - b);
+    /* Every round runs each loop once, so a noisy neighbour (this is a shared VM) hits every
+     * figure alike; each figure is the median of its rounds minus the bare loop's. */
+    static const char *names[] = {"bare", "ref_ring_cas_ns",
 #ifdef WITH_TRACETUI
-    printf("c_emit_ints_ns %.3f\n", median_ns(emit_ints, n, repeat) - b);
-    printf("c_emit_str_ns %.3f\n", median_ns(emit_str, n, repeat) - b);
-    printf("c_disabled_ns %.3f\n", median_ns(disabled, n, repeat) - b);
+                                  "c_emit_ints_ns", "c_emit_str_ns", "c_disabled_ns",
 #endif
 #ifdef WITH_LTTNG
-    printf("ref_lttng_ust_ns %.3f\n", median_ns(lttng_ints, n, repeat) - b);
+                                  "ref_lttng_ust_ns",
 #endif
+    };
+    uint64_t (*const loops[])(long) = {bare, cas,
+#ifdef WITH_TRACETUI
+                                       emit_ints, emit_str, disabled,
+#endif
+#ifdef WITH_LTTNG
+                                       lttng_ints,
+#endif
+    };
+    enum { N = sizeof(loops) / sizeof(loops[0]) };
+    static uint64_t v[N][64];
+    for (int r = 0; r < repeat; r++)
+        for (int i = 0; i < N; i++)
+            v[i][r] = loops[i](n);
+    double b = median_of(v[0], repeat, n);
+    for (int i = 1; i < N; i++)
+        printf("%s %.3f\n", names[i], median_of(v[i], repeat, n) - b);
     return 0;
 }
