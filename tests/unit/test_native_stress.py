@@ -54,14 +54,23 @@ def plain_stress_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.parametrize("rseq", [1, 0], ids=["rseq", "no-rseq"])
 @pytest.mark.parametrize("flight", [0, 1], ids=["discard", "flight-toggling"])
-def test_per_cpu_fast_path_is_exact_and_ordered(plain_stress_binary: Path, flight: int) -> None:
+def test_per_cpu_fast_path_is_exact_and_ordered(
+    plain_stress_binary: Path, flight: int, rseq: int
+) -> None:
+    # no-rseq: glibc registers no rseq area (its tunable), so every commit takes the atomic
+    # word and the CPU comes from sched_getcpu(): the fallback a kernel without rseq gets.
     name = f"/tracetui-test-stress-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     threads, per_thread = 3 * (os.cpu_count() or 1), 100000
+    env = dict(os.environ)
+    if not rseq:
+        env["GLIBC_TUNABLES"] = "glibc.pthread.rseq=0"
     r = subprocess.run(
         [str(plain_stress_binary), name, str(threads), str(per_thread), "0", str(flight)],
         capture_output=True,
         text=True,
+        env=env,
         timeout=120,
     )
     assert r.returncode == 0, r.stderr[-3000:]
