@@ -82,6 +82,17 @@ def setup_trace(daemon, out: Path, **settings: str) -> None:  # type: ignore[no-
     c.write("c/start", "1")
 
 
+def wait_accounted(daemon, n: int):  # type: ignore[no-untyped-def]
+    """c/main's total once recorded + lost reaches N (or after 10 s): the daemon reads a
+    probe's lost count on the probe's socket, apart from this client's."""
+    deadline = time.monotonic() + 10
+    while True:
+        total = parse_stats(daemon.client.read("c/main/stats"))["total"]
+        if total.recorded + total.discarded >= n or time.monotonic() > deadline:
+            return total
+        time.sleep(0.05)
+
+
 def expected_all(t: int, k: int) -> dict[str, object]:
     return {
         "t": t, "k": k, "i": -k, "u": k * 3, "l": -k * 1000000007, "lu": k * 4000000000,
@@ -227,14 +238,8 @@ def test_registration_timeout_counts_early_events_as_lost(daemon, built, tmp_pat
                        timeout=60)
     assert r.returncode == 0, r.stderr
     n = emitted(r.stdout)["capi_all"]
-    # The program reported its lost count before it exited (its exit waits for that); the
-    # daemon reads the probe's socket apart from this client's: give it the time to.
-    deadline = time.monotonic() + 10
-    while True:
-        total = parse_stats(daemon.client.read("c/main/stats"))["total"]
-        if total.recorded + total.discarded >= n or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    # The program reported its lost count before it exited (its exit waits for that).
+    wait_accounted(daemon, n)
     daemon.client.write("c/start", "0")
     total = parse_stats(daemon.client.read("c/main/stats"))["total"]
     assert total.recorded + total.discarded == n, (total.recorded, total.discarded)
@@ -259,10 +264,5 @@ def test_early_events_of_a_program_done_before_its_targets_are_reported(
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     n = emitted(stdout)["capi_all"]
-    deadline = time.monotonic() + 10
-    while True:
-        total = parse_stats(daemon.client.read("c/main/stats"))["total"]
-        if total.recorded + total.discarded >= n or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    total = wait_accounted(daemon, n)
     assert (total.recorded, total.discarded) == (0, n)

@@ -22,17 +22,21 @@ NATIVE = Path(__file__).resolve().parents[2] / "native"
 CC = shutil.which("cc") or shutil.which("gcc")
 
 
+def build_stress(out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        CC or "cc", "-g", "-std=gnu11", *flags, f"-I{NATIVE}",
+        str(NATIVE / "tests" / "stress.c"), str(NATIVE / "ttrb.c"),
+        "-o", str(out), "-lpthread", "-lrt",
+    ]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def stress_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if CC is None:
         pytest.skip("no C compiler to build the stress program")
     out = tmp_path_factory.mktemp("stress") / "stress"
-    cmd = [
-        CC, "-O1", "-g", "-std=gnu11", "-fsanitize=thread", f"-I{NATIVE}",
-        str(NATIVE / "tests" / "stress.c"), str(NATIVE / "ttrb.c"),
-        "-o", str(out), "-lpthread", "-lrt",
-    ]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = build_stress(out, "-O1", "-fsanitize=thread")
     if r.returncode != 0 and "tsan" in r.stderr.lower():
         pytest.skip(f"ThreadSanitizer's runtime is not installed: {r.stderr.strip()[:200]}")
     assert r.returncode == 0, r.stderr
@@ -44,12 +48,7 @@ def plain_stress_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if CC is None:
         pytest.skip("no C compiler to build the stress program")
     out = tmp_path_factory.mktemp("stress-plain") / "stress"
-    cmd = [
-        CC, "-O2", "-g", "-std=gnu11", f"-I{NATIVE}",
-        str(NATIVE / "tests" / "stress.c"), str(NATIVE / "ttrb.c"),
-        "-o", str(out), "-lpthread", "-lrt",
-    ]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = build_stress(out, "-O2")
     assert r.returncode == 0, r.stderr
     return out
 
