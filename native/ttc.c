@@ -400,6 +400,16 @@ void tt_register_(struct tt_marker *const *begin, struct tt_marker *const *end)
     register_range(begin, end, 1);
 }
 
+/* Stop counting early emits and return what was counted (no emit still counts: the caller
+ * holds the only thread, or the marker's code is unloaded, or a synchronize passed). */
+static uint64_t stop_counting(struct impl *im)
+{
+    ttpr_marker_count_early(&im->core, 0);
+    im->early = 0;
+    im->flush_early = 0;
+    return ttpr_marker_take_early(&im->core);
+}
+
 static void drop_impl(struct impl *im)
 {
     for (struct impl **q = &impls; *q; q = &(*q)->next)
@@ -426,10 +436,7 @@ void tt_unregister_(struct tt_marker *const *begin, struct tt_marker *const *end
             continue;
         m->on = 0;
         m->impl_ = NULL;
-        ttpr_marker_count_early(&im->core, 0);
-        im->unsent += ttpr_marker_take_early(&im->core);
-        im->early = 0;
-        im->flush_early = 0;
+        im->unsent += stop_counting(im);
         struct ttpr_targets *old = ttpr_marker_swap(&im->core, NULL);
         if (old && n_retired < sizeof(retired) / sizeof(retired[0]))
             retired[n_retired++] = old;
@@ -821,9 +828,7 @@ static int handle(const struct nlmsghdr *h)
                     /* Refused: nothing will come to wait for, and no trace can want what
                      * it counted. */
                     im->ready = 1;
-                    im->early = 0;
-                    ttpr_marker_count_early(&im->core, 0);
-                    ttpr_marker_take_early(&im->core);
+                    stop_counting(im);
                     im->unsent = 0;
                     set_on(im);
                     const char *why = "";
@@ -1035,13 +1040,10 @@ static void atfork_child(void)
         struct ttpr_targets *old = ttpr_marker_swap(&im->core, NULL);
         if (old)
             ttpr_targets_free(old);
-        ttpr_marker_take_early(&im->core);
-        ttpr_marker_count_early(&im->core, 0);
+        stop_counting(im);
         im->id = -1;
         im->sent = 0;
         im->ready = 0;
-        im->early = 0;
-        im->flush_early = 0;
         im->unsent = 0;
         im->awaiting_table = 0;
         im->pub->on = 0;

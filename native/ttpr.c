@@ -387,6 +387,25 @@ static inline __attribute__((always_inline)) int walk_end(struct walk *w)
     return w->lost;
 }
 
+/* Store a fixed-size field's value (its low bytes; a double's bits) at @p. */
+static inline __attribute__((always_inline)) char *put_fixed(char *p, uint8_t ty, uint64_t v)
+{
+    switch (type_size[ty]) {
+    case 1:
+        *p = (char)v;
+        break;
+    case 4: {
+        uint32_t u = (uint32_t)v;
+        memcpy(p, &u, 4);
+        break;
+    }
+    default:
+        memcpy(p, &v, 8);
+        break;
+    }
+    return p + type_size[ty];
+}
+
 /*
  * Encode the fields from @iv (integers, in order) and @sv (strings, in
  * order) into every target.  @slen holds the string lengths + 1.
@@ -431,13 +450,7 @@ encode:;
                 memcpy(p, sv[s], slen[s]);
                 p += slen[s++];
             } else {
-                int64_t v = iv[i++];
-                switch (type_size[ty]) {
-                case 1: *p = (char)v; break;
-                case 4: { uint32_t u = (uint32_t)v; memcpy(p, &u, 4); break; }
-                default: memcpy(p, &v, 8); break;
-                }
-                p += type_size[ty];
+                p = put_fixed(p, ty, (uint64_t)iv[i++]);
             }
         }
         walk_commit(&w);
@@ -604,26 +617,11 @@ int ttpr_emit_va(struct ttpr_marker *m, va_list ap)
     while (walk_next(&w, m, len)) {
         char *p = w.r.payload;
         for (uint32_t f = 0; f < n; f++) {
-            switch (m->types[f]) {
-            case TTPR_STR:
+            if (m->types[f] == TTPR_STR) {
                 memcpy(p, (const char *)(uintptr_t)v[f], slen[f]);
                 p += slen[f];
-                break;
-            case TTPR_CHAR:
-                *p++ = (char)v[f];
-                break;
-            case TTPR_I32:
-            case TTPR_U32:
-            case TTPR_X32: {
-                uint32_t u = (uint32_t)v[f];
-                memcpy(p, &u, 4);
-                p += 4;
-                break;
-            }
-            default:
-                memcpy(p, &v[f], 8);
-                p += 8;
-                break;
+            } else {
+                p = put_fixed(p, m->types[f], v[f]);
             }
         }
         walk_commit(&w);

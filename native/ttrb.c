@@ -528,9 +528,7 @@ static inline uint64_t cycle_end(const struct ttrb_chan *c, uint64_t k)
     return ((k >> c->n_shift) + 1) << c->sb_shift;
 }
 
-/* Publish sub-buffer k if its count reached the end of its cycle and nobody else set out to
- * (the count has two words, so several committers can see it complete).  Return: 1 if
- * complete. */
+/* Sub-buffer k's count reached the end of its cycle. */
 static inline int complete(const struct ttrb_chan *c, struct slot_meta *m, uint64_t k)
 {
     return (slot_commit(m) & BYTES_MASK) == (cycle_end(c, k) & BYTES_MASK);
@@ -547,6 +545,9 @@ static int claim(const struct ttrb_chan *c, struct slot_meta *m, uint64_t k)
                                                    memory_order_acq_rel, memory_order_relaxed);
 }
 
+/* Publish sub-buffer k if its count reached the end of its cycle and nobody else set out to
+ * (the count has two words, so several committers can see it complete).  Return: 1 if
+ * complete. */
 static __attribute__((noinline)) int settle(struct ttrb_chan *c, uint32_t b,
                                             struct buf_ctl *bc, uint64_t k)
 {
@@ -556,6 +557,20 @@ static __attribute__((noinline)) int settle(struct ttrb_chan *c, uint32_t b,
     if (claim(c, m, k))
         publish(c, b, bc, k, slot_commit(m));
     return 1;
+}
+
+static inline int published(const struct ttrb_chan *c, struct slot_meta *m, uint64_t k)
+{
+    return atomic_load_explicit(&m->done, memory_order_acquire) == (k >> c->n_shift) + 1;
+}
+
+/* Sub-buffer k is published, or complete and published now: two adders can each miss the
+ * other's last add (see commit_bytes), so whoever waits on a slot settles it. */
+static int published_or_settled(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc,
+                                uint64_t k)
+{
+    struct slot_meta *m = meta_of(c, bc, k);
+    return published(c, m, k) || (settle(c, b, bc, k) && published(c, m, k));
 }
 
 /* Add @add to the slot's lock-free word with a restartable sequence that aborts unless this
@@ -627,7 +642,11 @@ static inline __attribute__((always_inline)) void commit_bytes(struct ttrb_chan 
         return;
     }
     atomic_fetch_add_explicit(&m->commit, add, memory_order_acq_rel);
-    if (settle(c, b, bc, k) || c->nbuf == 1)
+    if (unlikely(complete(c, m, k))) {
+        settle(c, b, bc, k);
+        return;
+    }
+    if (c->nbuf == 1)
         return;
     /* The lock-free adds of a closed slot's last records may sit in their CPU's store
      * buffer for a moment: look again for a while before leaving the publication to them
@@ -685,11 +704,9 @@ static int make_room(struct ttrb_chan *c, uint32_t b, struct buf_ctl *bc, uint64
         return -ENOSPC;
     /* Flight: overwrite the oldest sub-buffer, if every writer is done with
      * it.  k - cnum == n_subbuf here: older ones were reused already. */
-    struct slot_meta *m = meta_of(c, bc, cnum);
-    if (atomic_load_explicit(&m->done, memory_order_acquire) != (cnum >> c->n_shift) + 1 &&
-        !(settle(c, b, bc, cnum) &&
-          atomic_load_explicit(&m->done, memory_order_acquire) == (cnum >> c->n_shift) + 1))
+    if (!published_or_settled(c, b, bc, cnum))
         return -ENOSPC;
+    struct slot_meta *m = meta_of(c, bc, cnum);
     uint64_t nrec = __atomic_load_n(&m->nrec, __ATOMIC_RELAXED);
     uint32_t dropped = __atomic_load_n(&m->dropped, __ATOMIC_RELAXED);
     /* Push before anyone writes into the slot (snapshot relies on it). */
@@ -907,15 +924,9 @@ int ttrb_get_subbuf(struct ttrb_chan *c, uint32_t b, const char **data, uint32_t
         uint64_t cns = atomic_load_explicit(&bc->consumed, memory_order_acquire);
         if (cns & HELD)
             return -EBUSY;
-        struct slot_meta *m = meta_of(c, bc, cns);
-        if (atomic_load_explicit(&m->done, memory_order_acquire) != (cns >> c->n_shift) + 1) {
-            /* Complete, yet nobody published it (two adders can each miss the other's
-             * last add, see commit_bytes): publish it here. */
-            if (settle(c, b, bc, cns) &&
-                atomic_load_explicit(&m->done, memory_order_acquire) == (cns >> c->n_shift) + 1)
-                continue;
+        if (!published_or_settled(c, b, bc, cns))
             return -EAGAIN;
-        }
+        struct slot_meta *m = meta_of(c, bc, cns);
         if (__atomic_load_n(&m->dropped, __ATOMIC_RELAXED)) {
             /* Forced complete after a dead writer: never hand it out. */
             if (atomic_compare_exchange_strong(&bc->consumed, &cns, cns + 1))
@@ -1051,8 +1062,7 @@ int64_t ttrb_snapshot_from(struct ttrb_chan *c, uint32_t b, uint64_t first_seq, 
     uint64_t run_lost = 0;
     for (uint64_t k = first; k < last; k++) {
         struct slot_meta *m = meta_of(c, bc, k);
-        if (atomic_load_explicit(&m->done, memory_order_acquire) != (k >> c->n_shift) + 1 ||
-            __atomic_load_n(&m->dropped, __ATOMIC_RELAXED))
+        if (!published(c, m, k) || __atomic_load_n(&m->dropped, __ATOMIC_RELAXED))
             continue;
         seqlock_copy(dst + out, slot_data(c, b, k), c->subbuf_size);
         /* Seqlock check: data loads above happen before these loads. */
@@ -1083,9 +1093,7 @@ int ttrb_stuck(struct ttrb_chan *c, uint32_t b, uint64_t *k_out, uint64_t *commi
     struct slot_meta *m = meta_of(c, bc, k);
     uint64_t w = atomic_load_explicit(&bc->write_off, memory_order_acquire);
     int closed = (w >> c->sb_shift) > k;
-    int published = atomic_load_explicit(&m->done, memory_order_acquire) ==
-                    (k >> c->n_shift) + 1;
-    if (!closed || published || (cns & HELD))
+    if (!closed || published(c, m, k) || (cns & HELD))
         return 0;
     *k_out = k;
     *commit_out = slot_commit(m);
@@ -1174,7 +1182,7 @@ uint64_t ttrb_incomplete(const struct ttrb_chan *c, uint32_t b)
     uint64_t n = 0;
     for (uint64_t k = cnum; k < (w >> c->sb_shift); k++) {
         struct slot_meta *m = meta_of(c, bc, k);
-        if (atomic_load_explicit(&m->done, memory_order_acquire) != (k >> c->n_shift) + 1)
+        if (!published(c, m, k))
             n++;
     }
     return n;
