@@ -5,7 +5,8 @@
 Builds benchmarks/c/bench_c.c against the installed header and libtracetui-probe.so (flags
 from `tracetui config`), starts a daemon of its own with a trace whose main channel is
 per-CPU and in discard mode (4 MiB x 16 sub-buffers per CPU, so the measured loops never
-fill it), and times, per event (median of N rounds of COUNT events, every loop once per round so noise hits all alike, minus the bare loop):
+fill it), and times, per event (median of N rounds of COUNT events, every loop once per
+round so noise hits all alike, minus the bare loop):
 
   c_emit_ints_ns    TT_MARKER(bench_ints, "a %d b %d c %d", ...), one thread
   c_emit_str_ns     TT_MARKER(bench_str, "a %d b %d s %s", ...), a 16-character string
